@@ -1,0 +1,48 @@
+# The two README commands: `make run` and `make test`. Both bootstrap .venv
+# from the pinned requirements on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: run test lint format bench clean-var
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(RUN_STAMP)
+
+## run: embedded PostgreSQL + Redis (unless DATABASE_URL/REDIS_URL), migrate, demo data, admin, web + workers
+run: $(RUN_STAMP)
+	$(PY) -m config.run
+
+## test: the whole suite (embedded services in a throwaway dir unless DATABASE_URL/REDIS_URL)
+test: $(DEV_STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff (lint + format check) and mypy
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: $(DEV_STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## bench: benchmarks in bench/
+bench: $(DEV_STAMP)
+	$(PY) -m bench
+
+## clean-var: stop the embedded servers and delete their data (var/)
+clean-var: $(RUN_STAMP)
+	$(PY) -m config.embedded stop
+	rm -rf var

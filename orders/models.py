@@ -1,0 +1,90 @@
+"""Catalog and orders. Money is Decimal; stock changes only through services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from tenants.models import Tenant
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class Product(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="products")
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(**MONEY)
+    stock_quantity = models.PositiveIntegerField(default=0)
+    image = models.ImageField(upload_to="products/%Y/%m/", blank=True)
+    blurhash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "sku"], name="product_tenant_sku_unique"),
+            # The last line of defence: no code path may oversell.
+            models.CheckConstraint(condition=Q(stock_quantity__gte=0), name="product_stock_non_negative"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        PAID = "PAID", "Paid"
+        CANCELLED = "CANCELLED", "Cancelled"
+        FULFILLED = "FULFILLED", "Fulfilled"
+        REFUNDED = "REFUNDED", "Refunded"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="orders")
+    number = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    customer_email = models.EmailField()
+    total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    currency = models.CharField(max_length=3, default="USD")
+    created_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=200, blank=True)
+    # Set once, when the reserved stock goes back; guards "exactly once".
+    stock_restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="order_tenant_number_unique"),
+            models.CheckConstraint(condition=Q(total__gte=0), name="order_total_non_negative"),
+        ]
+        indexes = [
+            # ReleaseStaleOrders: "PENDING orders older than X" (optionally per
+            # tenant) reads only the small pending slice, however many orders exist.
+            models.Index(
+                fields=["created_at", "tenant"],
+                condition=Q(status="PENDING"),
+                name="order_pending_created_idx",
+            ),
+            # Exports, reports and analytics: a tenant's orders in a period.
+            models.Index(fields=["tenant", "created_at"], name="order_tenant_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.status})"
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(**MONEY)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product_id}"

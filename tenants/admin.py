@@ -1,0 +1,44 @@
+from django.contrib import admin
+
+from tenants.models import BusinessProfile, Plan, Tenant, TenantMember
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin[Plan]):
+    list_display = ("name", "slug", "max_products", "max_orders_per_month", "max_campaign_recipients_per_month", "max_storage_mb")
+    search_fields = ("name", "slug")
+
+
+class TenantMemberInline(admin.TabularInline[TenantMember, Tenant]):
+    model = TenantMember
+    raw_id_fields = ("user",)
+    extra = 0
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin[Tenant]):
+    list_display = ("name", "slug", "status", "plan", "owner_email", "created_at", "approved_at")
+    list_filter = ("status", "plan")
+    search_fields = ("name", "slug", "owner_email")
+    list_select_related = ("plan",)
+    date_hierarchy = "created_at"
+    readonly_fields = ("created_at",)
+    inlines = [TenantMemberInline]
+
+
+@admin.register(TenantMember)
+class TenantMemberAdmin(admin.ModelAdmin[TenantMember]):
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("role",)
+    search_fields = ("user__username", "user__email", "tenant__slug", "tenant__name")
+    list_select_related = ("user", "tenant")
+    raw_id_fields = ("user", "tenant")
+
+
+@admin.register(BusinessProfile)
+class BusinessProfileAdmin(admin.ModelAdmin[BusinessProfile]):
+    list_display = ("tenant", "ai_enhanced_at", "updated_at")
+    list_filter = (("ai_enhanced_at", admin.EmptyFieldListFilter),)
+    search_fields = ("tenant__slug", "tenant__name", "description")
+    list_select_related = ("tenant",)
+    raw_id_fields = ("tenant",)

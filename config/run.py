@@ -3,9 +3,9 @@
 1. Start (or reuse) the embedded PostgreSQL and Redis unless DATABASE_URL /
    REDIS_URL are set, and hold them for the whole run.
 2. migrate, collectstatic, seed_demo (idempotent), ensure_admin.
-3. honcho runs the Procfile: web on 127.0.0.1:8000, two `default` workers,
-   one `high default` worker.
-4. Ctrl-C (SIGINT) or SIGTERM: honcho sends SIGTERM to each process group and
+3. supervisord (devops/supervisord.local.conf, in the foreground) runs the web
+   app on 127.0.0.1:8000, two `default` workers and one `high default` worker.
+4. Ctrl-C (SIGINT) or SIGTERM: supervisord sends SIGTERM to every program and
    waits for workers to finish the job in hand; then the embedded servers stop
    (if nothing else still holds them).
 """
@@ -20,9 +20,7 @@ from pathlib import Path
 
 from config import embedded
 
-# Workers get this long to finish the job in hand before honcho kills them.
-DRAIN_SECONDS = 30
-CONCURRENCY = "web=1,worker_default=2,worker_high=1"
+SUPERVISOR_CONF = embedded.BASE_DIR / "devops" / "supervisord.local.conf"
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
@@ -41,7 +39,7 @@ def main() -> int:
             env["DATABASE_URL"] = urls.database_url
         if need_redis:
             env["REDIS_URL"] = urls.redis_url
-    # The terminal delivers Ctrl-C to honcho directly; we only wait for it.
+    # The terminal delivers Ctrl-C to supervisord directly; we only wait for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _manage(env, "migrate", "--noinput", "-v", "1")
@@ -51,14 +49,15 @@ def main() -> int:
     except subprocess.CalledProcessError as exc:
         print(f"bootstrap step failed: {' '.join(map(str, exc.cmd[1:]))}", file=sys.stderr)
         return 1
+    bin_dir = Path(sys.executable).parent
+    run_dir, log_dir = embedded.socket_dir(var), var / "log"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env.update(VITO_ROOT=str(embedded.BASE_DIR), VITO_BIN=str(bin_dir), VITO_RUN=str(run_dir), VITO_LOG=str(log_dir))
     print("Serving http://127.0.0.1:8000/admin/ — Ctrl-C stops everything.")
-    honcho = subprocess.Popen(
-        [str(Path(sys.executable).parent / "honcho"), "start", "-f", "Procfile", "-t", str(DRAIN_SECONDS), "-c", CONCURRENCY],
-        env=env,
-        cwd=embedded.BASE_DIR,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
-    code = honcho.wait()
+    supervisord = subprocess.Popen([str(bin_dir / "supervisord"), "-c", str(SUPERVISOR_CONF)], env=env)
+    signal.signal(signal.SIGTERM, lambda *_: supervisord.send_signal(signal.SIGTERM))
+    code = supervisord.wait()
     print("All processes stopped.")
     return code
 

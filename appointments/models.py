@@ -24,7 +24,9 @@ class Appointment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="appointment_ends_after_start")]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="appointment_ends_after_start")
+        ]
         indexes = [
             # SendAppointmentReminders: "starts in [now+23h, now+24h) and not yet
             # reminded" touches only un-reminded rows, in start order.

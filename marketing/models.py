@@ -16,7 +16,9 @@ class Subscriber(models.Model):
         constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="subscriber_tenant_email_unique")]
         indexes = [
             # Campaign fan-out iterates a tenant's active subscribers by id.
-            models.Index(fields=["tenant", "id"], condition=Q(unsubscribed_at__isnull=True), name="subscriber_active_idx"),
+            models.Index(
+                fields=["tenant", "id"], condition=Q(unsubscribed_at__isnull=True), name="subscriber_active_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,15 +9,13 @@ from django.db.models import Q
 
 from tenants.models import Tenant
 
-MONEY = {"max_digits": 12, "decimal_places": 2}
-
 
 class Product(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="products")
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    price = models.DecimalField(**MONEY)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
     stock_quantity = models.PositiveIntegerField(default=0)
     image = models.ImageField(upload_to="products/%Y/%m/", blank=True)
     blurhash = models.CharField(max_length=64, blank=True)
@@ -47,7 +45,7 @@ class Order(models.Model):
     number = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     customer_email = models.EmailField()
-    total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     currency = models.CharField(max_length=3, default="USD")
     created_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -81,7 +79,7 @@ class OrderItem(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
     quantity = models.PositiveIntegerField()
-    unit_price = models.DecimalField(**MONEY)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive")]

@@ -108,7 +108,9 @@ def order_place(
 def order_mark_paid(*, order_id: int) -> Order:
     """PENDING → PAID. Paying an already paid order is a no-op (webhooks repeat)."""
     now = timezone.now()
-    changed = Order.objects.filter(pk=order_id, status=Order.Status.PENDING).update(status=Order.Status.PAID, paid_at=now)
+    changed = Order.objects.filter(pk=order_id, status=Order.Status.PENDING).update(
+        status=Order.Status.PAID, paid_at=now
+    )
     order = Order.objects.get(pk=order_id)
     if not changed and order.status != Order.Status.PAID:
         raise OrderNotPending(order)

@@ -5,7 +5,14 @@ from tenants.models import BusinessProfile, Plan, Tenant, TenantMember
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin[Plan]):
-    list_display = ("name", "slug", "max_products", "max_orders_per_month", "max_campaign_recipients_per_month", "max_storage_mb")
+    list_display = (
+        "name",
+        "slug",
+        "max_products",
+        "max_orders_per_month",
+        "max_campaign_recipients_per_month",
+        "max_storage_mb",
+    )
     search_fields = ("name", "slug")
 
 

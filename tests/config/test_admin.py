@@ -42,7 +42,7 @@ def test_a_superuser_gets_every_changelist(client: Client) -> None:
     from django.core.management import call_command
 
     call_command("seed_demo", verbosity=0)
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
     for url in _changelists():
         response = client.get(url)
         assert response.status_code == 200, url
@@ -52,7 +52,7 @@ def test_a_superuser_gets_every_changelist(client: Client) -> None:
 
 
 def test_plain_staff_is_kept_out(client: Client) -> None:
-    client.force_login(UserFactory(is_staff=True, is_superuser=False))
+    client.force_login(UserFactory.create(is_staff=True, is_superuser=False))
     for url in [reverse("admin:index"), *_changelists()]:
         response = client.get(url)
         assert response.status_code in (302, 403), url

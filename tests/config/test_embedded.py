@@ -48,8 +48,11 @@ def _pg_pid(var: Path) -> int:
 
 
 def test_a_lone_command_starts_the_servers_and_stops_them_after(fresh_var: Path) -> None:
-    out = _manage(fresh_var, "shell", "-c", "from django.db import connection; import django_rq; "
-                  "print(connection.cursor().execute('select 41+1').fetchone()[0], django_rq.get_connection().ping())")  # fmt: skip
+    probe = (
+        "from django.db import connection; import django_rq; "
+        "print(connection.cursor().execute('select 41+1').fetchone()[0], django_rq.get_connection().ping())"
+    )
+    out = _manage(fresh_var, "shell", "-c", probe)
     assert out.splitlines()[-1].split() == ["42", "True"]
     assert (fresh_var / "pg" / "PG_VERSION").exists()
     assert (fresh_var / "redis").is_dir()

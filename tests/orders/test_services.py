@@ -22,9 +22,11 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_places_an_order_and_reserves_stock() -> None:
-    product = ProductFactory(stock_quantity=5, price=Decimal("2.50"))
+    product = ProductFactory.create(stock_quantity=5, price=Decimal("2.50"))
     order = order_place(
-        tenant=product.tenant, customer_email="a@example.com", lines=[LineRequest(product.pk, 2), LineRequest(product.pk, 1)]
+        tenant=product.tenant,
+        customer_email="a@example.com",
+        lines=[LineRequest(product.pk, 2), LineRequest(product.pk, 1)],
     )
     product.refresh_from_db()
     assert product.stock_quantity == 2
@@ -34,9 +36,9 @@ def test_it_places_an_order_and_reserves_stock() -> None:
 
 
 def test_it_refuses_insufficient_stock_and_changes_nothing() -> None:
-    tenant = TenantFactory()
-    plenty = ProductFactory(tenant=tenant, stock_quantity=10)
-    scarce = ProductFactory(tenant=tenant, stock_quantity=1)
+    tenant = TenantFactory.create()
+    plenty = ProductFactory.create(tenant=tenant, stock_quantity=10)
+    scarce = ProductFactory.create(tenant=tenant, stock_quantity=1)
     with pytest.raises(InsufficientStock, match=f"not enough stock for {scarce.sku}: 2 requested, 1 available"):
         order_place(
             tenant=tenant, customer_email="a@example.com", lines=[LineRequest(plenty.pk, 4), LineRequest(scarce.pk, 2)]
@@ -47,14 +49,14 @@ def test_it_refuses_insufficient_stock_and_changes_nothing() -> None:
 
 
 def test_it_fails_closed_on_another_tenants_product() -> None:
-    foreign = ProductFactory(stock_quantity=3)
+    foreign = ProductFactory.create(stock_quantity=3)
     with pytest.raises(UnknownProduct):
-        order_place(tenant=TenantFactory(), customer_email="a@example.com", lines=[LineRequest(foreign.pk, 1)])
+        order_place(tenant=TenantFactory.create(), customer_email="a@example.com", lines=[LineRequest(foreign.pk, 1)])
     assert Product.objects.get(pk=foreign.pk).stock_quantity == 3
 
 
 def test_it_restores_stock_exactly_once_on_cancel() -> None:
-    product = ProductFactory(stock_quantity=4)
+    product = ProductFactory.create(stock_quantity=4)
     order = order_place(tenant=product.tenant, customer_email="a@example.com", lines=[LineRequest(product.pk, 3)])
     assert order_cancel(order_id=order.pk, reason="customer request") is True
     assert order_cancel(order_id=order.pk, reason="again") is False
@@ -67,7 +69,7 @@ def test_it_restores_stock_exactly_once_on_cancel() -> None:
 
 
 def test_it_marks_paid_idempotently_and_never_pays_a_cancelled_order() -> None:
-    product = ProductFactory(stock_quantity=4)
+    product = ProductFactory.create(stock_quantity=4)
     paid = order_place(tenant=product.tenant, customer_email="a@example.com", lines=[LineRequest(product.pk, 1)])
     assert order_mark_paid(order_id=paid.pk).status == Order.Status.PAID
     first_paid_at = Order.objects.get(pk=paid.pk).paid_at
@@ -105,9 +107,10 @@ def _race(target_count: int, work: object) -> list[object]:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_threads_racing_for_the_last_unit_sell_it_once() -> None:
-    product = ProductFactory(stock_quantity=1)
+    product = ProductFactory.create(stock_quantity=1)
     results = _race(
-        2, lambda: order_place(tenant=product.tenant, customer_email="r@example.com", lines=[LineRequest(product.pk, 1)])
+        2,
+        lambda: order_place(tenant=product.tenant, customer_email="r@example.com", lines=[LineRequest(product.pk, 1)]),
     )
     assert sorted(type(r).__name__ for r in results) == ["InsufficientStock", "Order"]
     assert Product.objects.get(pk=product.pk).stock_quantity == 0
@@ -116,7 +119,7 @@ def test_two_threads_racing_for_the_last_unit_sell_it_once() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_cancels_and_payment_restore_stock_once() -> None:
-    product = ProductFactory(stock_quantity=5)
+    product = ProductFactory.create(stock_quantity=5)
     order = order_place(tenant=product.tenant, customer_email="r@example.com", lines=[LineRequest(product.pk, 2)])
     results = _race(4, lambda: order_cancel(order_id=order.pk, reason="race"))
     assert results.count(True) == 1

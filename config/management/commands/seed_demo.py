@@ -32,14 +32,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         defaults = SeedOptions()
-        parser.add_argument("--tenants", type=_count, default=defaults.tenants, help="number of tenants (default %(default)s)")
-        parser.add_argument("--products", type=_count, default=defaults.products, help="products per tenant (default %(default)s)")
-        parser.add_argument("--orders", type=_count, default=defaults.orders, help="orders per tenant (default %(default)s)")
         parser.add_argument(
-            "--appointments", type=_count, default=defaults.appointments, help="appointments per tenant (default %(default)s)"
+            "--tenants", type=_count, default=defaults.tenants, help="number of tenants (default %(default)s)"
         )
         parser.add_argument(
-            "--subscribers", type=_count, default=defaults.subscribers, help="subscribers per tenant (default %(default)s)"
+            "--products", type=_count, default=defaults.products, help="products per tenant (default %(default)s)"
+        )
+        parser.add_argument(
+            "--orders", type=_count, default=defaults.orders, help="orders per tenant (default %(default)s)"
+        )
+        parser.add_argument(
+            "--appointments",
+            type=_count,
+            default=defaults.appointments,
+            help="appointments per tenant (default %(default)s)",
+        )
+        parser.add_argument(
+            "--subscribers",
+            type=_count,
+            default=defaults.subscribers,
+            help="subscribers per tenant (default %(default)s)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -55,4 +67,6 @@ class Command(BaseCommand):
         counts = seed_demo(options=seed, progress=lambda msg: self.stdout.write(msg) if verbose else None)
         if options["verbosity"] >= 1:
             added = ", ".join(f"{value:,} {name}" for name, value in vars(counts).items())
-            self.stdout.write(self.style.SUCCESS(f"Demo data ready in {time.monotonic() - started:.1f}s; added {added}."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Demo data ready in {time.monotonic() - started:.1f}s; added {added}.")
+            )

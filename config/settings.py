@@ -158,6 +158,9 @@ RQ_QUEUES = {
     }
     for name, timeout in (("high", 120), ("default", 600))
 }
+# django-rq's queue/job/worker views inside the admin (/admin/django_rq/dashboard/),
+# behind the same superuser gate as the rest of the admin.
+RQ_SHOW_ADMIN_LINK = True
 RQ = {
     # Enqueue only when the surrounding transaction commits (never on rollback).
     "COMMIT_MODE": "on_db_commit",

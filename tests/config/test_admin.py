@@ -49,11 +49,15 @@ def test_a_superuser_gets_every_changelist(client: Client) -> None:
         # Search must work too (search_fields point at real columns).
         assert client.get(url, {"q": "demo"}).status_code == 200, url
     assert client.get(reverse("admin:index")).status_code == 200
+    # django-rq's queue views live inside the admin, behind the same gate.
+    response = client.get("/admin/django_rq/dashboard/")
+    assert response.status_code == 200
+    assert b"default" in response.content and b"high" in response.content
 
 
 def test_plain_staff_is_kept_out(client: Client) -> None:
     client.force_login(UserFactory.create(is_staff=True, is_superuser=False))
-    for url in [reverse("admin:index"), *_changelists()]:
+    for url in [reverse("admin:index"), "/admin/django_rq/dashboard/", *_changelists()]:
         response = client.get(url)
         assert response.status_code in (302, 403), url
         if response.status_code == 302:

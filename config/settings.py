@@ -67,8 +67,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
-    "django_rq",
+    # Before django_rq: our `rqworker` (VitoWorker, extra flags) replaces its own.
     "queueing",
+    "django_rq",
     "outbox",
     "tenants",
     "orders",

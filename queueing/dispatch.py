@@ -1,0 +1,207 @@
+"""Putting jobs on queues: after commit, as JSON, unique when declared so."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import django_rq
+from django.db import transaction
+from rq import Queue, Retry
+from rq.job import Job
+
+from queueing import unique
+from queueing.definitions import JobDefinition, backoff_delays
+
+log = logging.getLogger(__name__)
+
+Status = Literal["queued", "scheduled", "on_commit", "duplicate"]
+
+
+@dataclass
+class Dispatch:
+    """What a dispatch did. Inside a transaction the enqueue waits for commit
+    (``on_commit``); a duplicate found then is logged, as the caller is gone."""
+
+    job_id: str
+    job_name: str
+    queue: str
+    status: Status
+    duplicate_of: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status != "duplicate"
+
+
+class NotJSONArgument(TypeError):
+    pass
+
+
+def get_queue(name: str) -> Queue:
+    # "auto": we defer to commit ourselves, so the queue must not defer again.
+    return django_rq.get_queue(name, commit_mode="auto")
+
+
+def check_json(definition: JobDefinition[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    """Fail at dispatch, naming the argument, rather than in the worker."""
+    named = [(f"argument {i}", value) for i, value in enumerate(args)] + [
+        (f"argument {k!r}", v) for k, v in kwargs.items()
+    ]
+    for label, value in named:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise NotJSONArgument(
+                f"{definition.name}: {label} is a {type(value).__name__}, which is not JSON ({exc}). "
+                "Pass plain ids and values (e.g. order.pk), never model instances."
+            ) from None
+
+
+def _build(
+    definition: JobDefinition[Any, Any], queue: Queue, args: Sequence[Any], kwargs: dict[str, Any], job_id: str
+) -> Job:
+    return queue.create_job(
+        definition.name,
+        args=list(args),
+        kwargs=kwargs,
+        timeout=definition.timeout,
+        result_ttl=definition.result_ttl,
+        failure_ttl=7 * 24 * 3600,
+        job_id=job_id,
+        retry=_retry_for(definition),
+        meta={"tries": definition.tries} if definition.tries else None,
+    )
+
+
+def _enqueue_now(
+    definition: JobDefinition[Any, Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    job_id: str,
+    when: datetime | None,
+) -> Dispatch:
+    queue = get_queue(definition.queue)
+    if definition.is_unique:
+        holder = unique.acquire(
+            queue.connection,
+            job_name=definition.name,
+            unique_key=definition.lock_key(args, kwargs),
+            job_id=job_id,
+            seconds=int(definition.unique_for or 0),
+        )
+        if holder is not None:
+            log.info("%s not dispatched: unique job %s already queued or running", definition.name, holder)
+            return Dispatch(job_id, definition.name, definition.queue, "duplicate", duplicate_of=holder)
+    job = _build(definition, queue, args, kwargs, job_id)
+    if when is not None:
+        queue.schedule_job(job, when)
+        return Dispatch(job_id, definition.name, definition.queue, "scheduled")
+    queue.enqueue_job(job)
+    return Dispatch(job_id, definition.name, definition.queue, "queued")
+
+
+def dispatch(
+    definition: JobDefinition[Any, Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    *,
+    delay: timedelta | None = None,
+    at: datetime | None = None,
+) -> Dispatch:
+    """Enqueue now, or — inside ``transaction.atomic()`` — when it commits (never on rollback)."""
+    check_json(definition, args, kwargs)
+    when = None
+    if delay is not None:
+        when = datetime.now(UTC) + delay
+    elif at is not None:
+        if at.tzinfo is None:
+            raise ValueError(f"{definition.name}: dispatch_at needs an aware datetime, got {at!r}")
+        when = at.astimezone(UTC)
+    job_id = uuid.uuid4().hex
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _enqueue_now(definition, args, kwargs, job_id, when))
+        return Dispatch(job_id, definition.name, definition.queue, "on_commit")
+    return _enqueue_now(definition, args, kwargs, job_id, when)
+
+
+def _enqueue_chunk(definition: JobDefinition[Any, Any], calls: list[tuple[str, Sequence[Any]]]) -> list[Dispatch]:
+    queue = get_queue(definition.queue)
+    conn = queue.connection
+    results: list[Dispatch] = []
+    if definition.is_unique:
+        # One round trip to take every lock of the chunk, then one to enqueue the winners.
+        with conn.pipeline(transaction=False) as pipe:
+            for job_id, args in calls:
+                pipe.set(
+                    unique_lock_key(definition, args),
+                    job_id,
+                    nx=True,
+                    ex=int(definition.unique_for or 0),
+                )
+            won = pipe.execute()
+        winners = []
+        for (job_id, args), ok in zip(calls, won, strict=True):
+            if ok:
+                winners.append((job_id, args))
+            else:
+                log.info("%s not dispatched: unique key %s taken", definition.name, definition.lock_key(args, {}))
+                results.append(Dispatch(job_id, definition.name, definition.queue, "duplicate"))
+        calls = winners
+    with conn.pipeline() as pipe:
+        datas = [
+            Queue.prepare_data(
+                definition.name,
+                args=list(args),
+                kwargs={},
+                timeout=definition.timeout,
+                result_ttl=definition.result_ttl,
+                failure_ttl=7 * 24 * 3600,
+                job_id=job_id,
+                retry=_retry_for(definition),
+                meta={"tries": definition.tries} if definition.tries else None,
+            )
+            for job_id, args in calls
+        ]
+        queue.enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+    results.extend(Dispatch(job_id, definition.name, definition.queue, "queued") for job_id, _ in calls)
+    return results
+
+
+def unique_lock_key(definition: JobDefinition[Any, Any], args: Sequence[Any]) -> str:
+    from queueing import keys
+
+    return keys.unique_lock(definition.name, definition.lock_key(args, {}))
+
+
+def _retry_for(definition: JobDefinition[Any, Any]) -> Retry | None:
+    retries = (definition.tries or 1) - 1
+    return Retry(max=retries, interval=backoff_delays(definition.backoff, retries)) if retries else None
+
+
+def dispatch_many(
+    definition: JobDefinition[Any, Any], calls: Sequence[Sequence[Any]], *, chunk_size: int = 1000
+) -> list[Dispatch]:
+    """Fan-out: one Redis round trip per ``chunk_size`` jobs (two for unique jobs)."""
+    prepared: list[tuple[str, Sequence[Any]]] = []
+    for args in calls:
+        check_json(definition, args, {})
+        prepared.append((uuid.uuid4().hex, tuple(args)))
+    chunks = [prepared[i : i + chunk_size] for i in range(0, len(prepared), chunk_size)]
+
+    def run() -> list[Dispatch]:
+        out: list[Dispatch] = []
+        for chunk in chunks:
+            out.extend(_enqueue_chunk(definition, chunk))
+        return out
+
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(run)
+        return [Dispatch(job_id, definition.name, definition.queue, "on_commit") for job_id, _ in prepared]
+    return run()

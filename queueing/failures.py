@@ -1,0 +1,194 @@
+"""Settling a failed attempt: retry it, or fail it finally into the ledger.
+
+Shared by the worker (an attempt raised or timed out) and the reaper (an
+attempt whose worker died). The final path is exactly-once: the ledger row is
+unique per job id and the failure hook runs in the same database transaction
+as its insert, so settling the same job twice (a crash between steps, then the
+reaper) records it and calls the hook once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.db import DatabaseError, close_old_connections, transaction
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.utils import now
+
+from queueing import unique
+from queueing.definitions import Backoff, JobDefinition, backoff_delays, definition_for
+from queueing.keys import unique_lock
+
+log = logging.getLogger(__name__)
+
+FAILURE_FIELD = "vito_failure"
+LEDGER_RETRY_DELAYS = (0.5, 1, 2, 4, 8)  # a PostgreSQL restart takes seconds
+
+
+@dataclass(frozen=True)
+class Failure:
+    exception_class: str
+    message: str
+    traceback: str
+    exception: BaseException | None = None
+
+
+def tenant_of(definition: JobDefinition[Any, Any] | None, args: list[Any], kwargs: dict[str, Any]) -> int | None:
+    """The tenant id of a tenant-bound job (``tenant_id`` first, by convention)."""
+    if definition is None:
+        return None
+    name = definition.tenant_arg or "tenant_id"
+    if name in kwargs:
+        value = kwargs[name]
+    else:
+        try:
+            params = list(inspect.signature(definition.func).parameters)
+        except (TypeError, ValueError):
+            return None
+        if name not in params or params.index(name) >= len(args):
+            return None
+        value = args[params.index(name)]
+    return value if isinstance(value, int) else None
+
+
+def apply_worker_defaults(job: Job, tries: int, backoff: Backoff) -> None:
+    """A worker's ``--tries``/``--backoff`` apply to jobs that declared no tries."""
+    if job.retries_left is None and not job.meta.get("tries") and tries > 1:
+        job.retries_left = tries - 1
+        job.retry_intervals = backoff_delays(backoff, tries - 1)
+        job.meta["tries"] = tries
+
+
+def attempt_number(job: Job) -> int:
+    tries = int(job.meta.get("tries") or 1)
+    return max(1, tries - (job.retries_left or 0))
+
+
+def settle(
+    *,
+    job: Job,
+    queue: Queue,
+    member: str,
+    failure: Failure,
+    worker_name: str,
+    permanent: bool,
+) -> Literal["retried", "failed"]:
+    """Retry the job if it has attempts left and the error is not permanent; else fail it finally."""
+    started_key = queue.started_job_registry.key
+    if not permanent and job.should_retry:
+        with job.connection.pipeline() as pipe:
+            pipe.zrem(started_key, member)
+            job.retry(queue, pipe)
+            pipe.execute()
+        log.warning(
+            "%s %s attempt %d failed (%s: %s); %d left",
+            job.func_name,
+            job.id,
+            attempt_number(job) - 1,
+            failure.exception_class,
+            failure.message[:200],
+            job.retries_left or 0,
+        )
+        return "retried"
+
+    # Keep the cause on the job first: if we die before the ledger has it,
+    # the reaper settles this job again with the original exception.
+    job.connection.hset(job.key, FAILURE_FIELD, _pack(failure))
+    definition = definition_for(job.func_name or "")
+    _record(job, queue, failure, worker_name, definition)
+    job.ended_at = now()
+    with job.connection.pipeline() as pipe:
+        pipe.zrem(started_key, member)
+        job.set_status(JobStatus.FAILED, pipeline=pipe)
+        queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string=failure.traceback, pipeline=pipe)
+        pipe.execute()
+    if definition is not None and definition.is_unique and not definition.unique_until_processing:
+        unique.release(
+            job.connection,
+            lock_key=unique_lock(definition.name, definition.lock_key(job.args, job.kwargs)),
+            job_id=job.id,
+        )
+    log.error(
+        "%s %s failed after %d attempt(s): %s: %s",
+        job.func_name,
+        job.id,
+        attempt_number(job),
+        failure.exception_class,
+        failure.message[:500],
+    )
+    return "failed"
+
+
+def _record(
+    job: Job, queue: Queue, failure: Failure, worker_name: str, definition: JobDefinition[Any, Any] | None
+) -> None:
+    from queueing.services import FailureRecord, failed_job_record
+
+    args, kwargs = list(job.args), dict(job.kwargs)
+    record = FailureRecord(
+        job_id=job.id,
+        queue=queue.name,
+        job_name=job.func_name or "",
+        args=args,
+        kwargs=kwargs,
+        exception_class=failure.exception_class,
+        message=failure.message,
+        traceback=failure.traceback,
+        attempts=attempt_number(job),
+        worker=worker_name,
+        tenant_id=tenant_of(definition, args, kwargs),
+    )
+    for delay in (*LEDGER_RETRY_DELAYS, None):
+        try:
+            with transaction.atomic():
+                before = _ledger_has(job.id)
+                failed_job_record(record=record)
+                if not before and definition is not None and definition.on_failure is not None:
+                    _call_hook(definition, failure, args, kwargs)
+            return
+        except DatabaseError:
+            if delay is None:
+                raise
+            log.warning("ledger write for %s failed; retrying in %ss", job.id, delay, exc_info=True)
+            close_old_connections()
+            time.sleep(delay)
+
+
+def _ledger_has(job_id: str) -> bool:
+    from queueing.models import FailedJob
+
+    return FailedJob.objects.filter(job_id=job_id).exists()
+
+
+def _call_hook(definition: JobDefinition[Any, Any], failure: Failure, args: list[Any], kwargs: dict[str, Any]) -> None:
+    assert definition.on_failure is not None
+    exc = failure.exception or RuntimeError(f"{failure.exception_class}: {failure.message}")
+    try:
+        # A savepoint: a broken hook must not undo the ledger row.
+        with transaction.atomic():
+            definition.on_failure(exc, *args, **kwargs)
+    except Exception:
+        log.exception("failure hook of %s raised", definition.name)
+
+
+def _pack(failure: Failure) -> str:
+    import json
+
+    return json.dumps([failure.exception_class, failure.message, failure.traceback])
+
+
+def unpack(raw: bytes | str | None) -> Failure | None:
+    import json
+
+    if not raw:
+        return None
+    try:
+        cls, message, tb = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    return Failure(str(cls), str(message), str(tb))

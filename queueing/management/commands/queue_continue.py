@@ -1,0 +1,24 @@
+"""Resume a paused queue: workers take its jobs again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from queueing.control import queue_continue
+from queueing.management.commands._base import connection, known_queue
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queue", help="queue name, e.g. default")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name = known_queue(options["queue"])
+        changed = queue_continue(connection(), name)
+        state = "running"
+        note = "" if changed else " (it already was)"
+        self.stdout.write(f"Queue {name} is {state}{note}.")

@@ -1,0 +1,361 @@
+"""VitoWorker: a long-lived, non-forking RQ worker (Laravel's ``queue:work``).
+
+What it keeps from RQ: job and queue formats, worker registration (rqstats and
+the admin see it), StartedJobRegistry / FailedJobRegistry / ScheduledJobRegistry,
+Retry, signal semantics. What it does its own way, for speed and safety:
+
+- one process runs job after job (no fork per job), with the per-job timeout
+  enforced by SIGALRM and Django's DB connections checked around every job;
+- a job is taken from the queues *and* registered as started in one Lua call,
+  in strict queue order, so a kill at any instant never loses it;
+- a claim expires after CLAIM_TTL seconds unless a heartbeat thread extends
+  it, so the reaper finds a killed worker's job within about a minute;
+- success costs one pipelined round trip (~6 commands), not RQ's ~50;
+- pause/continue per queue, ``queue_restart``, ``--max-jobs``, ``--max-time``
+  and ``--memory`` make it finish the job in hand and exit 0 for its supervisor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import close_old_connections
+from rq import Queue
+from rq.exceptions import StopRequested
+from rq.job import Job, JobStatus
+from rq.suspension import is_suspended
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
+from rq.utils import now, utcformat
+from rq.worker import SimpleWorker, WorkerStatus
+
+from queueing import keys, reaper, scripts, unique
+from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
+from queueing.failures import Failure, apply_worker_defaults, settle
+from queueing.middleware import JobContext, Release, run_with_middleware
+
+log = logging.getLogger("queueing.worker")
+
+CLAIM_TTL = 60  # seconds a claim lives without a heartbeat
+HEARTBEAT_EVERY = 15  # seconds between claim extensions while a job runs
+MAINTENANCE_EVERY = 1.0  # seconds between promote/pause/restart checks
+REAP_EVERY = 15.0
+WORKER_TTL = 420
+DEFAULT_TIMEOUT = 180
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1_048_576
+
+
+class VitoWorker(SimpleWorker):
+    def __init__(
+        self,
+        queues: Sequence[Queue],
+        *,
+        sleep: float = 3,
+        max_time: float | None = None,
+        memory_mb: float | None = None,
+        tries: int = 1,
+        backoff: Backoff = None,
+        timeout: int | None = None,
+        all_queues: Sequence[Queue] = (),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("worker_ttl", WORKER_TTL)
+        super().__init__(list(queues), **kwargs)
+        self.sleep = max(1, round(sleep))  # BLMOVE takes whole seconds here
+        self.max_time = max_time
+        self.memory_mb = memory_mb
+        self.default_tries = tries
+        self.default_backoff = backoff
+        self.default_job_timeout = timeout
+        self.reap_queues = list(all_queues) or list(self.queues)
+        self.jobs_done = 0
+        self.exit_reason = ""
+        self._paused: set[str] = set()
+        self._next_maintenance = 0.0
+        self._next_reap = 0.0
+        self._next_heartbeat = 0.0
+        self._restart_mark: bytes | str = b""
+        self._restart_flag = False
+        self._current: tuple[str, str] | None = None  # (registry key, member)
+        self._beat_stop = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+        self._job_started = 0.0
+
+    # ------------------------------------------------------------------ loop
+
+    def work(  # type: ignore[override]
+        self, burst: bool = False, logging_level: str | None = "INFO", max_jobs: int | None = None, **_: Any
+    ) -> bool:
+        self.bootstrap(logging_level)
+        self._install_signal_handlers()  # type: ignore[no-untyped-call]
+        self._restart_mark = self.connection.get(keys.RESTART_SIGNAL) or b""
+        born = time.monotonic()
+        self._start_beat()
+        try:
+            while not self._stop_requested:
+                try:
+                    self._maintain()
+                    if self._should_exit(born, max_jobs):
+                        break
+                    claimed = self._claim()
+                    if claimed is None:
+                        if burst and not self._has_due_scheduled():
+                            self.exit_reason = "burst: queues empty"
+                            break
+                        self._wait_for_work(burst)
+                        continue
+                    self._perform(*claimed)
+                except StopRequested:
+                    break
+        finally:
+            self._beat_stop.set()
+            self.teardown()  # type: ignore[no-untyped-call]
+        log.info(
+            "worker %s exiting after %d job(s): %s", self.name, self.jobs_done, self.exit_reason or "stop requested"
+        )
+        return self.jobs_done > 0
+
+    def _should_exit(self, born: float, max_jobs: int | None) -> bool:
+        if max_jobs is not None and self.jobs_done >= max_jobs:
+            self.exit_reason = f"--max-jobs {max_jobs} reached"
+        elif self.max_time is not None and time.monotonic() - born >= self.max_time:
+            self.exit_reason = f"--max-time {self.max_time:g}s reached"
+        elif self.memory_mb is not None and self.jobs_done and _rss_mb() >= self.memory_mb:
+            self.exit_reason = f"--memory {self.memory_mb:g} MB reached (RSS {_rss_mb():.0f} MB)"
+        elif self._restart_flag:
+            self.exit_reason = "queue_restart signal"
+        return bool(self.exit_reason)
+
+    def _maintain(self, force: bool = False) -> None:
+        """Once a second, not per job: pause set, restart signal, due scheduled jobs, reaping."""
+        clock = time.monotonic()
+        if not force and clock < self._next_maintenance:
+            return
+        self._next_maintenance = clock + MAINTENANCE_EVERY
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.PAUSED_QUEUES)
+            pipe.get(keys.RESTART_SIGNAL)
+            paused, restart = pipe.execute()
+        self._paused = {p.decode() if isinstance(p, bytes) else str(p) for p in paused}
+        if (restart or b"") != self._restart_mark:
+            self._restart_flag = True
+        self.promote_scheduled()
+        if clock >= self._next_reap:
+            self._next_reap = clock + REAP_EVERY
+            reaper.reap(self.connection, self.reap_queues, worker_name=self.name)
+        if clock >= self._next_heartbeat:
+            self._next_heartbeat = clock + self.worker_ttl / 6
+            self.heartbeat()
+
+    def promote_scheduled(self) -> int:
+        """Move due delayed/retried/released jobs onto their queues (atomic, so any number of promoters is safe)."""
+        moved = 0
+        stamp = time.time()
+        for queue in self.queues:
+            moved += scripts.promote(self.connection, queue.scheduled_job_registry.key, queue.key, stamp)
+        return moved
+
+    def _has_due_scheduled(self) -> bool:
+        return self.promote_scheduled() > 0
+
+    def _active_queues(self) -> list[Queue]:
+        if is_suspended(self.connection):
+            return []
+        return [q for q in self.queues if q.name not in self._paused]
+
+    def _claim(self) -> tuple[Job, Queue, str] | None:
+        active = self._active_queues()
+        if not active:
+            return None
+        execution = uuid.uuid4().hex
+        started_at = now()
+        result = scripts.claim(
+            self.connection,
+            [q.key for q in active],
+            [q.started_job_registry.key for q in active],
+            [time.time(), time.time() + CLAIM_TTL, self.name, utcformat(started_at), execution],
+        )
+        if result is None:
+            return None
+        index, job_id, execution, flat = result
+        queue = active[int(index) - 1]
+        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+        execution = execution.decode() if isinstance(execution, bytes) else execution
+        job = Job(job_id, connection=self.connection, serializer=self.serializer)
+        job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return job, queue, f"{job_id}:{execution}"
+
+    def _wait_for_work(self, burst: bool) -> None:
+        """Block until the first active queue has a job, or ``--sleep`` passes.
+
+        BLMOVE from a list onto itself takes nothing away: it only wakes us,
+        so there is no instant at which a job is held by no one.
+        """
+        if burst:
+            return
+        active = self._active_queues()
+        if not active:
+            time.sleep(self.sleep)
+            return
+        key = active[0].key
+        try:
+            self.connection.blmove(key, key, self.sleep, "LEFT", "LEFT")
+        except Exception as exc:  # redis down: back off, keep the process alive
+            log.error("worker %s: Redis unavailable (%s); retrying in %ss", self.name, exc, self.sleep)
+            time.sleep(self.sleep)
+
+    # ------------------------------------------------------------------ one job
+
+    def _perform(self, job: Job, queue: Queue, member: str) -> None:
+        definition = definition_for(job.func_name or "")
+        self._state = WorkerStatus.BUSY
+        self._current = (queue.started_job_registry.key, member)
+        self._job_started = time.monotonic()
+        close_old_connections()  # a PostgreSQL restart must not break the next job
+        try:
+            if definition is not None and definition.is_unique and definition.unique_until_processing:
+                self._release_unique(definition, job)
+            timeout = job.timeout or (definition.timeout if definition else None) or self.default_job_timeout
+            penalty = UnixSignalDeathPenalty(  # type: ignore[no-untyped-call]
+                int(timeout or DEFAULT_TIMEOUT), JobTimeoutException, job_id=job.id
+            )
+            with penalty:
+                if definition is not None and definition.middleware:
+                    ctx = JobContext(job.id, definition.name, tuple(job.args), dict(job.kwargs), self.connection)
+                    result = run_with_middleware(tuple(definition.middleware), ctx, job.perform)
+                else:
+                    result = job.perform()
+        except Release as release:
+            self._release(job, queue, member, release)
+        except BaseException as exc:
+            self._fail(job, queue, member, exc, definition)
+            if isinstance(exc, SystemExit | KeyboardInterrupt):
+                raise
+        else:
+            self._succeed(job, queue, member, definition, result)
+        finally:
+            self._current = None
+            self._state = WorkerStatus.IDLE
+            self.jobs_done += 1
+            close_old_connections()
+
+    def _succeed(
+        self, job: Job, queue: Queue, member: str, definition: JobDefinition[Any, Any] | None, result: Any
+    ) -> None:
+        elapsed = time.monotonic() - self._job_started
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.zrem(queue.started_job_registry.key, member)
+            if result_ttl == 0:
+                pipe.delete(job.key)
+            else:
+                pipe.hset(job.key, mapping={"status": JobStatus.FINISHED, "ended_at": utcformat(now())})
+                if result_ttl and result_ttl > 0:
+                    pipe.expire(job.key, result_ttl)
+                    pipe.zadd(queue.finished_job_registry.key, {job.id: time.time() + result_ttl})
+            pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
+            pipe.hincrby(self.key, "successful_job_count", 1)
+            pipe.hincrbyfloat(self.key, "total_working_time", elapsed)
+            if definition is not None and definition.is_unique and not definition.unique_until_processing:
+                scripts.release_in(pipe, self._unique_key(definition, job), job.id)
+            pipe.execute()
+        log.info("%s %s done in %.1f ms", job.func_name, job.id, elapsed * 1000)
+
+    def _fail(
+        self, job: Job, queue: Queue, member: str, exc: BaseException, definition: JobDefinition[Any, Any] | None
+    ) -> None:
+        apply_worker_defaults(job, self.default_tries, self.default_backoff)
+        permanent_types: tuple[type[BaseException], ...] = definition.permanent if definition else (PermanentError,)
+        failure = Failure(
+            exception_class=f"{type(exc).__module__}.{type(exc).__qualname__}",
+            message=str(exc) or type(exc).__name__,
+            traceback="".join(traceback.format_exception(exc)),
+            exception=exc,
+        )
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
+            pipe.hincrby(self.key, "failed_job_count", 1)
+            pipe.execute()
+        settle(
+            job=job,
+            queue=queue,
+            member=member,
+            failure=failure,
+            worker_name=self.name,
+            permanent=isinstance(exc, permanent_types),
+        )
+
+    def _release(self, job: Job, queue: Queue, member: str, release: Release) -> None:
+        """Back on the queue later, attempt not used up (middleware said "not now")."""
+        from datetime import timedelta
+
+        with self.connection.pipeline() as pipe:
+            pipe.zrem(queue.started_job_registry.key, member)
+            queue.schedule_job(job, now() + timedelta(seconds=release.delay), pipeline=pipe)
+            pipe.execute()
+        log.info("%s %s %s", job.func_name, job.id, release)
+
+    def _unique_key(self, definition: JobDefinition[Any, Any], job: Job) -> str:
+        return keys.unique_lock(definition.name, definition.lock_key(job.args, job.kwargs))
+
+    def _release_unique(self, definition: JobDefinition[Any, Any], job: Job) -> None:
+        unique.release(self.connection, lock_key=self._unique_key(definition, job), job_id=job.id)
+
+    # ------------------------------------------------------------------ heartbeat thread
+
+    def _start_beat(self) -> None:
+        """Extend the running job's claim every HEARTBEAT_EVERY seconds.
+
+        A thread, because the main thread is busy running the job; it touches
+        only the registry score (ZADD XX), never job state.
+        """
+
+        def beat() -> None:
+            while not self._beat_stop.wait(HEARTBEAT_EVERY):
+                current = self._current
+                if current is None:
+                    continue
+                try:
+                    self.connection.zadd(current[0], {current[1]: time.time() + CLAIM_TTL}, xx=True)
+                except Exception:  # a Redis blip: the next beat tries again
+                    log.warning("heartbeat for %s failed", current[1], exc_info=True)
+
+        self._beat_thread = threading.Thread(target=beat, name="claim-heartbeat", daemon=True)
+        self._beat_thread.start()
+
+    # ------------------------------------------------------------------ RQ plumbing
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """First SIGTERM/SIGINT: finish the job in hand, then exit 0.
+
+        Unlike RQ we never raise from the handler, so a signal cannot land
+        between taking a job and running it; the loop notices the flag within
+        ``--sleep`` seconds. A second signal is RQ's cold shutdown: the job in
+        hand is interrupted and settled (retried or failed), then we exit.
+        """
+        import signal as signals
+
+        self._shutdown_requested_date = now()
+        signals.signal(signals.SIGINT, self.request_force_stop)
+        signals.signal(signals.SIGTERM, self.request_force_stop)
+        self._stop_requested = True
+        self.exit_reason = "stop signal (warm: finishing the job in hand)"
+        log.info("worker %s: %s", self.name, self.exit_reason)
+
+    def subscribe(self) -> None:
+        # RQ's pub/sub control thread (stop-job commands) is not used: jobs run
+        # in this process and are stopped by timeouts or signals.
+        return None
+
+    def unsubscribe(self) -> None:
+        return None

@@ -111,6 +111,14 @@ class JobDefinition(Generic[P, R]):
 
         return json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"))
 
+    def on_queue(self, queue: str) -> JobDefinition[P, R]:
+        """The same job sent to another queue (Laravel's ``onQueue``)."""
+        import copy
+
+        other = copy.copy(self)
+        other.queue = queue
+        return other
+
     # Dispatching lives in queueing.dispatch; these are the ergonomic entry points.
     def dispatch(
         self,

@@ -1,8 +1,19 @@
-"""Jobs owned by the queue runtime itself."""
+"""Jobs owned by the queue runtime itself: heartbeats and smoke tests."""
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
 from typing import TypeVar
+
+import django_rq
+from django.conf import settings
+
+from queueing import keys
+from queueing.definitions import job
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -10,3 +21,40 @@ T = TypeVar("T")
 def echo(value: T) -> T:
     """A no-op that returns its argument: proves a queue round trip end to end."""
     return value
+
+
+@job(timeout=30)
+def heartbeat(queue: str) -> None:
+    """Record that a worker consumed ``queue`` just now (dispatched onto that queue)."""
+    django_rq.get_connection(queue).hset(keys.HEARTBEAT, queue, repr(time.time()))
+
+
+@job(timeout=30)
+def smoke_probe(queue: str, token: str) -> None:
+    """The no-op of the smoke test: proves a job put on ``queue`` runs."""
+    django_rq.get_connection(queue).hset(keys.SMOKE, f"{queue}:done", token)
+
+
+@job(timeout=60, unique_for=240)
+def smoke_test() -> dict[str, str]:
+    """Check the previous probe of every queue ran, then send new ones."""
+    conn = django_rq.get_connection("default")
+    report = {}
+    for queue in settings.RQ_QUEUES:
+        sent = _text(conn.hget(keys.SMOKE, f"{queue}:sent"))
+        done = _text(conn.hget(keys.SMOKE, f"{queue}:done"))
+        if not sent:
+            report[queue] = "first probe"
+        elif sent.split("@")[0] == done:
+            report[queue] = "ok"
+        else:
+            report[queue] = "previous probe did not run"
+            log.error("smoke test: queue %s did not run its probe (sent %s)", queue, sent)
+        token = uuid.uuid4().hex
+        conn.hset(keys.SMOKE, f"{queue}:sent", f"{token}@{time.time()}")
+        smoke_probe.on_queue(queue).dispatch(queue, token)
+    return report
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")

@@ -147,8 +147,10 @@ class ThrottlesExceptions:
             return call_next()
         except Exception:
             with ctx.connection.pipeline(transaction=False) as pipe:
+                # The window starts at the first failure (SET NX keeps its TTL;
+                # EXPIRE NX would need Redis 7, the embedded one is 6.2).
+                pipe.set(counter, 0, nx=True, ex=self.decay)
                 pipe.incr(counter)
-                pipe.expire(counter, self.decay, nx=True)
                 pipe.execute()
             raise
 

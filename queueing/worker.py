@@ -30,6 +30,7 @@ from django.db import close_old_connections
 from rq import Queue
 from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.suspension import is_suspended
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import now, utcformat
@@ -263,6 +264,9 @@ class VitoWorker(SimpleWorker):
                 if result_ttl and result_ttl > 0:
                     pipe.expire(job.key, result_ttl)
                     pipe.zadd(queue.finished_job_registry.key, {job.id: time.time() + result_ttl})
+                if result is not None:
+                    # Kept for job.return_value() and django-rq's job page.
+                    Result.create(job, Result.Type.SUCCESSFUL, result_ttl, return_value=result, pipeline=pipe)
             pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
             pipe.hincrby(self.key, "successful_job_count", 1)
             pipe.hincrbyfloat(self.key, "total_working_time", elapsed)

@@ -17,3 +17,27 @@ def known_queue(name: str) -> str:
     if name not in settings.RQ_QUEUES:
         raise CommandError(f"unknown queue {name!r}; configured: {', '.join(settings.RQ_QUEUES)}", returncode=2)
     return name
+
+
+def parse_ids(values: list[str]) -> list[int]:
+    """Failed-job ids from the command line; anything else is a usage error."""
+    ids = []
+    for value in values:
+        if not value.isdigit():
+            raise CommandError(
+                f"not a failed-job id: {value!r} (ids are whole numbers; see queue_failed)", returncode=2
+            )
+        ids.append(int(value))
+    return ids
+
+
+def require_existing(ids: list[int]) -> None:
+    from queueing.models import FailedJob
+
+    found = set(FailedJob.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = sorted(set(ids) - found)
+    if missing:
+        raise CommandError(
+            f"no failed job with id {', '.join(map(str, missing))}; nothing was changed (see queue_failed)",
+            returncode=2,
+        )

@@ -1,0 +1,15 @@
+"""The periodic schedule: one table, run by ``manage.py schedule_work``.
+
+Later issues add their entries here (stale orders every 15 minutes, daily
+analytics, the outbox safety net...). Times are UTC.
+"""
+
+from queueing.scheduler import Entry
+
+SCHEDULE = [
+    # Proves each queue is consumed: a no-op on that queue that stamps the time.
+    Entry("queue-heartbeat-default", "queueing.jobs.heartbeat", every=60, args=("default",), queue="default"),
+    Entry("queue-heartbeat-high", "queueing.jobs.heartbeat", every=60, args=("high",), queue="high"),
+    # End to end: probe every queue, and check the previous probes ran.
+    Entry("queue-smoke-test", "queueing.jobs.smoke_test", cron="*/5 * * * *"),
+]

@@ -1,5 +1,6 @@
 """``make bench``: run every benchmark in bench/ and print its table.
 
+``make bench`` runs them all; ``python -m bench bench.worker_throughput`` runs one.
 Benchmarks never touch your data: with DATABASE_URL / REDIS_URL unset they run
 against embedded servers in a throwaway dir; with them set, against a separate
 ``<name>_bench`` database that is dropped afterwards.
@@ -12,13 +13,14 @@ import os
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.seed_orders"]
+BENCHMARKS = ["bench.worker_throughput", "bench.seed_orders"]
 
 
 def main() -> int:
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         # Re-run under throwaway embedded servers, held for the whole run.
         cmd = [sys.executable, "-m", "config.embedded", "exec", "--throwaway", "--", sys.executable, "-m", "bench"]
+        cmd += sys.argv[1:]
         return subprocess.call(cmd)
     from bench import harness
 

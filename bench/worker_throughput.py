@@ -1,0 +1,108 @@
+"""Worker throughput: our VitoWorker against RQ's SimpleWorker and forking Worker.
+
+Same run, same Redis, same no-op job (declared with @job, JSON arguments).
+For each worker kind and 1 or 2 processes: the jobs are staged under another
+key while the workers start and go idle, then RENAMEd onto the queue at once;
+the clock runs until every job is done. Reported per process: jobs/s, worker
+CPU ms per job (utime+stime from /proc), Redis commands per job (INFO
+commandstats delta, minus the harness's own polling).
+
+BENCH_JOBS (default 20000) sets the size; RQ's forking Worker gets a tenth of
+it (at ~50 jobs/s it would take minutes for no extra information).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from bench.harness import table
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime+stime of a process and its reaped children (forked work horses)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(") ", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _total_calls(conn) -> int:  # type: ignore[no-untyped-def]
+    return sum(v["calls"] for v in conn.info("commandstats").values())
+
+
+def _run(kind: str, processes: int, jobs: int, unique: bool = False) -> list[str]:
+    import django_rq
+
+    from bench.jobs import noop, unique_noop
+    from queueing.dispatch import get_queue
+
+    queue = get_queue("default")
+    conn = django_rq.get_connection("default")
+    conn.flushdb()
+    definition = unique_noop if unique else noop
+    definition.dispatch_many([(i,) for i in range(jobs)], chunk_size=2000)
+    conn.rename(queue.key, "bench:staging")
+
+    env = dict(os.environ)
+    if kind == "vito":
+        cmd = [sys.executable, "manage.py", "rqworker", "default", "-v", "0", "--sleep", "1"]
+    else:
+        cmd = [sys.executable, "-m", "bench.rq_worker", kind]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(processes)
+    ]
+    deadline = time.monotonic() + 60
+    while conn.scard("rq:workers") < processes:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{kind} workers did not start")
+        time.sleep(0.1)
+    time.sleep(1.5)  # idle and blocked on the queue
+    cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
+    calls_before = _total_calls(conn)
+    started = time.perf_counter()
+    conn.rename("bench:staging", queue.key)
+    polls = 0
+    while True:
+        done = 0
+        for key in conn.smembers("rq:workers"):
+            done += int(conn.hget(key, "successful_job_count") or 0)
+            polls += 1
+        polls += 1
+        if done >= jobs:
+            break
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    calls = _total_calls(conn) - calls_before - polls - 2  # minus our polling, RENAME and INFO
+    cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=60)
+    rate = jobs / elapsed
+    name = {"vito": "VitoWorker", "simple": "RQ SimpleWorker", "fork": "RQ Worker (fork)"}[kind]
+    if unique:
+        name += " + unique lock"
+    return [name, str(processes), f"{jobs:,}", f"{rate:,.0f}", f"{rate / processes:,.0f}", f"{cpu * 1000 / jobs:.2f}",
+            f"{calls / jobs:.1f}"]  # fmt: skip
+
+
+def run() -> None:
+    jobs = int(os.environ.get("BENCH_JOBS", "20000"))
+    rows = []
+    for processes in (1, 2):
+        rows.append(_run("simple", processes, jobs))
+        rows.append(_run("vito", processes, jobs))
+        rows.append(_run("vito", processes, jobs, unique=True))
+        rows.append(_run("fork", processes, max(200, jobs // 10)))
+    baseline = {r[1]: float(r[4].replace(",", "")) for r in rows if r[0] == "RQ SimpleWorker"}
+    for row in rows:
+        row.append(f"{float(row[4].replace(',', '')) / baseline[row[1]]:.2f}x")
+    table(
+        "Worker throughput, no-op jobs (ratio: jobs/s per process vs RQ SimpleWorker, same process count)",
+        ["worker", "procs", "jobs", "jobs/s", "jobs/s/proc", "CPU ms/job", "Redis cmds/job", "vs Simple"],
+        rows,
+    )

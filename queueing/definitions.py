@@ -59,16 +59,18 @@ Backoff = Sequence[int] | Exponential | int | None
 
 
 def backoff_delays(backoff: Backoff, retries: int) -> list[int]:
-    """RQ's Retry intervals for ``retries`` retries (the last value repeats)."""
+    """RQ's Retry intervals: exactly one per retry, the last value repeating
+    (as Laravel does; RQ itself would repeat the *first* for a short list)."""
     if retries <= 0:
         return []
     if backoff is None:
-        return [0]  # Laravel's default: retry at once
+        return [0] * retries  # Laravel's default: retry at once
     if isinstance(backoff, Exponential):
         return backoff.delays(retries)
     if isinstance(backoff, int):
         return [backoff] * retries
-    return [int(s) for s in backoff] or [0]
+    delays = [int(s) for s in backoff] or [0]
+    return (delays + [delays[-1]] * retries)[:retries]
 
 
 @dataclass

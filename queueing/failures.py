@@ -13,6 +13,7 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from django.db import DatabaseError, close_old_connections, transaction
@@ -20,9 +21,8 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.utils import now
 
-from queueing import unique
+from queueing import keys, unique
 from queueing.definitions import Backoff, JobDefinition, backoff_delays, definition_for
-from queueing.keys import unique_lock
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,8 @@ def settle(
     permanent: bool,
 ) -> Literal["retried", "failed"]:
     """Retry the job if it has attempts left and the error is not permanent; else fail it finally."""
-    started_key = queue.started_job_registry.key
     if not permanent and job.should_retry:
-        with job.connection.pipeline() as pipe:
-            pipe.zrem(started_key, member)
-            job.retry(queue, pipe)
-            pipe.execute()
+        _retry(job, queue, member)
         log.warning(
             "%s %s attempt %d failed (%s: %s); %d left",
             job.func_name,
@@ -102,15 +98,15 @@ def settle(
     definition = definition_for(job.func_name or "")
     _record(job, queue, failure, worker_name, definition)
     job.ended_at = now()
-    with job.connection.pipeline() as pipe:
-        pipe.zrem(started_key, member)
+    with job.connection.pipeline() as pipe:  # MULTI: all or nothing
+        unclaim(pipe, queue, member)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
         queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string=failure.traceback, pipeline=pipe)
         pipe.execute()
     if definition is not None and definition.is_unique and not definition.unique_until_processing:
         unique.release(
             job.connection,
-            lock_key=unique_lock(definition.name, definition.lock_key(job.args, job.kwargs)),
+            lock_key=keys.unique_lock(definition.name, definition.lock_key(job.args, job.kwargs)),
             job_id=job.id,
         )
     log.error(
@@ -122,6 +118,27 @@ def settle(
         failure.message[:500],
     )
     return "failed"
+
+
+def unclaim(pipe: Any, queue: Queue, member: str) -> None:
+    """Drop an attempt's claim and its display entry in RQ's StartedJobRegistry."""
+    pipe.zrem(keys.claims(queue.name), member)
+    pipe.zrem(queue.started_job_registry.key, member)
+
+
+def _retry(job: Job, queue: Queue, member: str) -> None:
+    """RQ's ``Job.retry`` in one MULTI: its own version writes the status
+    outside the pipeline, and a crash in between would strand the job."""
+    interval = job.get_retry_interval()
+    assert job.retries_left
+    job.retries_left -= 1
+    with job.connection.pipeline() as pipe:
+        unclaim(pipe, queue, member)
+        if interval:
+            queue.schedule_job(job, now() + timedelta(seconds=interval), pipeline=pipe)
+        else:
+            queue._enqueue_job(job, pipeline=pipe)  # what Job.retry itself calls
+        pipe.execute()
 
 
 def _record(
@@ -146,9 +163,8 @@ def _record(
     for delay in (*LEDGER_RETRY_DELAYS, None):
         try:
             with transaction.atomic():
-                before = _ledger_has(job.id)
-                failed_job_record(record=record)
-                if not before and definition is not None and definition.on_failure is not None:
+                _row, created = failed_job_record(record=record)
+                if created and definition is not None and definition.on_failure is not None:
                     _call_hook(definition, failure, args, kwargs)
             return
         except DatabaseError:
@@ -157,12 +173,6 @@ def _record(
             log.warning("ledger write for %s failed; retrying in %ss", job.id, delay, exc_info=True)
             close_old_connections()
             time.sleep(delay)
-
-
-def _ledger_has(job_id: str) -> bool:
-    from queueing.models import FailedJob
-
-    return FailedJob.objects.filter(job_id=job_id).exists()
 
 
 def _call_hook(definition: JobDefinition[Any, Any], failure: Failure, args: list[Any], kwargs: dict[str, Any]) -> None:

@@ -11,6 +11,13 @@ HEARTBEAT = f"{PREFIX}:heartbeat"  # hash: queue -> last heartbeat job run (unix
 SMOKE = f"{PREFIX}:smoke"  # hash: queue -> "token:unix time" of the last smoke probe
 
 
+def claims(queue: str) -> str:
+    """Our claim expiries (zset job_id:execution -> unix time). RQ's own
+    StartedJobRegistry gets the same members with score +inf, for display
+    only, so RQ's cleanup never settles our jobs behind the ledger's back."""
+    return f"{PREFIX}:claims:{queue}"
+
+
 def unique_lock(job_name: str, key: str) -> str:
     return f"{PREFIX}:unique:{job_name}:{key}"
 

@@ -145,6 +145,8 @@ class ThrottlesExceptions:
             raise Release(max(ttl, 1), f"{count} recent exceptions, throttled")
         try:
             return call_next()
+        except Release:
+            raise  # an inner middleware said "not now": not a provider failure
         except Exception:
             with ctx.connection.pipeline(transaction=False) as pipe:
                 # The window starts at the first failure (SET NX keeps its TTL;

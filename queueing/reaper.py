@@ -1,6 +1,6 @@
 """Finding jobs whose worker died (SIGKILL, OOM, power loss) and settling them.
 
-A worker claims a job with a short expiry in RQ's StartedJobRegistry and keeps
+A worker claims a job with a short expiry (``vito:claims:<queue>``) and keeps
 extending it while the job runs. When the worker dies the claim expires; the
 reaper (run by every worker and by the scheduler, under a lock so one runs at
 a time) retries the job if it has attempts left or fails it into the ledger.
@@ -18,10 +18,12 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from queueing import keys
-from queueing.failures import FAILURE_FIELD, Failure, settle, unpack
+from queueing import keys, scripts
+from queueing.failures import FAILURE_FIELD, Failure, settle, unclaim, unpack
 
 log = logging.getLogger(__name__)
+
+CLAIM_TTL = 60  # the reaper's own claim while it settles; same as a worker's
 
 ABANDONED = Failure(
     exception_class="rq.exceptions.AbandonedJobError",
@@ -31,9 +33,10 @@ ABANDONED = Failure(
 
 
 def reap(conn: Redis, queues: Iterable[Queue], *, now: float | None = None, worker_name: str = "reaper") -> int:
-    """Settle every expired claim; returns how many jobs were settled."""
-    # One reaper at a time; the lock outlives a slow pass, not a dead reaper.
-    if not conn.set(keys.REAPER_LOCK, os.getpid(), nx=True, ex=30):
+    """Settle every expired claim; returns how many attempts were settled."""
+    # One pass at a time (efficiency); correctness comes from the per-claim takeover.
+    token = f"{os.getpid()}:{time.time()}"
+    if not conn.set(keys.REAPER_LOCK, token, nx=True, ex=60):
         return 0
     settled = 0
     try:
@@ -41,24 +44,31 @@ def reap(conn: Redis, queues: Iterable[Queue], *, now: float | None = None, work
         for queue in queues:
             settled += _reap_queue(conn, queue, cutoff, worker_name)
     finally:
-        conn.delete(keys.REAPER_LOCK)
+        scripts.release(conn, keys.REAPER_LOCK, token)
     return settled
 
 
 def _reap_queue(conn: Redis, queue: Queue, cutoff: float, worker_name: str) -> int:
-    registry_key = queue.started_job_registry.key
+    claims_key = keys.claims(queue.name)
     settled = 0
-    for raw in conn.zrangebyscore(registry_key, 0, cutoff):
+    for raw in conn.zrangebyscore(claims_key, 0, cutoff):
         member = raw.decode() if isinstance(raw, bytes) else str(raw)
-        job_id = member.split(":", 1)[0]
+        # Take the claim over first: of two reapers, one wins; if we die now,
+        # the claim expires again and another reaper settles it.
+        if not scripts.takeover(conn, claims_key, member, cutoff, time.time() + CLAIM_TTL):
+            continue
+        job_id, _, execution = member.partition(":")
         try:
             job = Job.fetch(job_id, connection=conn, serializer=queue.serializer)
         except NoSuchJobError:
-            conn.zrem(registry_key, member)
+            _drop(conn, queue, member)
             continue
-        if job.get_status(refresh=False) != JobStatus.STARTED:
-            # Finished or failed already; only the registry entry was left over.
-            conn.zrem(registry_key, member)
+        current = conn.hget(job.key, "vito_execution")
+        current_text = current.decode() if isinstance(current, bytes) else current
+        if job.get_status(refresh=False) != JobStatus.STARTED or current_text != execution:
+            # Finished, or already running again under another claim: only
+            # this stale entry is left over.
+            _drop(conn, queue, member)
             continue
         # A stored failure means the worker had already decided "fail finally"
         # and died recording it: finish that decision, do not retry.
@@ -74,3 +84,9 @@ def _reap_queue(conn: Redis, queue: Queue, cutoff: float, worker_name: str) -> i
         log.warning("abandoned job %s (%s) %s", job.id, job.func_name, outcome)
         settled += 1
     return settled
+
+
+def _drop(conn: Redis, queue: Queue, member: str) -> None:
+    with conn.pipeline() as pipe:
+        unclaim(pipe, queue, member)
+        pipe.execute()

@@ -8,23 +8,25 @@ from redis import Redis
 from redis.commands.core import Script
 
 # Take the first job from the first non-empty queue (strict priority order),
-# register it as started and return its hash — all at once, so a worker
-# killed at any instant leaves the job either queued or visibly started
+# register it as claimed and started and return its hash — all at once, so a
+# worker killed at any instant leaves the job either queued or visibly claimed
 # (and then the reaper finds it), never in between.
-# KEYS: queue keys..., then the matching started-registry keys.
+# KEYS: queue keys..., started-registry keys..., claim zsets... (n each).
 # ARGV: now, score (expiry of the claim), worker name, started_at (RQ format),
 #       execution id.
 _CLAIM = """
-local n = #KEYS / 2
+local n = #KEYS / 3
 for i = 1, n do
   local id = redis.call('LPOP', KEYS[i])
   while id do
     local jk = 'rq:job:' .. id
     if redis.call('EXISTS', jk) == 1 then
       local execution = ARGV[5]
-      redis.call('ZADD', KEYS[n + i], ARGV[2], id .. ':' .. execution)
+      local member = id .. ':' .. execution
+      redis.call('ZADD', KEYS[2 * n + i], ARGV[2], member)
+      redis.call('ZADD', KEYS[n + i], 'inf', member)
       redis.call('HSET', jk, 'status', 'started', 'started_at', ARGV[4], 'last_heartbeat', ARGV[4],
-                 'worker_name', ARGV[3])
+                 'worker_name', ARGV[3], 'vito_execution', execution, 'vito_failure', '')
       redis.call('PERSIST', jk)
       redis.call('HSET', 'rq:worker:' .. ARGV[3], 'state', 'busy', 'current_job', id)
       return {i, id, execution, redis.call('HGETALL', jk)}
@@ -51,6 +53,19 @@ end
 return #ids
 """
 
+# The reaper takes over an expired claim (pushes its expiry forward) before
+# settling it, so two reapers can never settle the same attempt; a reaper that
+# dies mid-way leaves a claim that expires again. KEYS: claims. ARGV: member,
+# cutoff, new expiry.
+_TAKEOVER = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 # Delete a lock only if we still own it (its value is our token).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -59,26 +74,30 @@ end
 return 0
 """
 
-_cache: dict[tuple[int, str], Script] = {}
+# One Script object per source; the client is always passed at call time.
+_cache: dict[str, Script] = {}
 
 
-def _script(conn: Redis, source: str) -> Script:
-    key = (id(conn), source)
-    if key not in _cache:
-        _cache[key] = conn.register_script(source)
-    return _cache[key]
+def _script(conn: Any, source: str) -> Script:
+    if source not in _cache:
+        _cache[source] = Script(conn, source)
+    return _cache[source]
 
 
-def claim(conn: Redis, queue_keys: list[str], started_keys: list[str], args: list[Any]) -> Any:
-    return _script(conn, _CLAIM)(keys=[*queue_keys, *started_keys], args=args)
+def claim(conn: Redis, queue_keys: list[str], started_keys: list[str], claim_keys: list[str], args: list[Any]) -> Any:
+    return _script(conn, _CLAIM)(keys=[*queue_keys, *started_keys, *claim_keys], args=args, client=conn)
+
+
+def takeover(conn: Redis, claims_key: str, member: str, cutoff: float, new_expiry: float) -> bool:
+    return bool(_script(conn, _TAKEOVER)(keys=[claims_key], args=[member, cutoff, new_expiry], client=conn))
 
 
 def promote(conn: Redis, registry_key: str, queue_key: str, now: float, limit: int = 1000) -> int:
-    return int(_script(conn, _PROMOTE)(keys=[registry_key, queue_key], args=[now, limit]))
+    return int(_script(conn, _PROMOTE)(keys=[registry_key, queue_key], args=[now, limit], client=conn))
 
 
 def release(conn: Redis, key: str, token: str) -> bool:
-    return bool(_script(conn, _RELEASE)(keys=[key], args=[token]))
+    return bool(_script(conn, _RELEASE)(keys=[key], args=[token], client=conn))
 
 
 def release_in(pipe: Any, key: str, token: str) -> None:

@@ -32,8 +32,12 @@ class FailureRecord:
     tenant_id: int | None
 
 
-def failed_job_record(*, record: FailureRecord) -> FailedJob:
-    """Store a final failure once; a second report of the same job id changes nothing."""
+def failed_job_record(*, record: FailureRecord) -> tuple[FailedJob, bool]:
+    """Store a final failure once; a second report of the same job id changes nothing.
+
+    Returns the row and whether this call created it (the unique job id makes
+    that answer true for exactly one caller, however many race).
+    """
     row, created = FailedJob.objects.get_or_create(
         job_id=record.job_id,
         defaults={
@@ -51,7 +55,7 @@ def failed_job_record(*, record: FailureRecord) -> FailedJob:
     )
     if not created:
         log.info("failed job %s was already in the ledger", record.job_id)
-    return row
+    return row, created
 
 
 @transaction.atomic

@@ -6,10 +6,12 @@ Retry, signal semantics. What it does its own way, for speed and safety:
 
 - one process runs job after job (no fork per job), with the per-job timeout
   enforced by SIGALRM and Django's DB connections checked around every job;
-- a job is taken from the queues *and* registered as started in one Lua call,
-  in strict queue order, so a kill at any instant never loses it;
-- a claim expires after CLAIM_TTL seconds unless a heartbeat thread extends
-  it, so the reaper finds a killed worker's job within about a minute;
+- a job is taken from the queues *and* claimed in one Lua call, in strict
+  queue order, so a kill at any instant never loses it;
+- a claim (``vito:claims:<queue>``) expires after CLAIM_TTL seconds unless a
+  heartbeat thread extends it, so the reaper finds a killed worker's job within
+  about a minute (RQ's StartedJobRegistry shows the job, with no expiry of its
+  own, so RQ's cleanup never settles it behind the ledger's back);
 - success costs one pipelined round trip (~6 commands), not RQ's ~50;
 - pause/continue per queue, ``queue_restart``, ``--max-jobs``, ``--max-time``
   and ``--memory`` make it finish the job in hand and exit 0 for its supervisor.
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import close_old_connections
@@ -38,7 +42,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from queueing import keys, reaper, scripts, unique
 from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
-from queueing.failures import Failure, apply_worker_defaults, settle
+from queueing.failures import Failure, apply_worker_defaults, settle, unclaim
 from queueing.middleware import JobContext, Release, run_with_middleware
 
 log = logging.getLogger("queueing.worker")
@@ -49,6 +53,18 @@ MAINTENANCE_EVERY = 1.0  # seconds between promote/pause/restart checks
 REAP_EVERY = 15.0
 WORKER_TTL = 420
 DEFAULT_TIMEOUT = 180
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT for the few microseconds of a claim; they are
+    delivered right after, to handlers that then see the job as owned."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def _rss_mb() -> float:
@@ -91,6 +107,7 @@ class VitoWorker(SimpleWorker):
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
         self._job_started = 0.0
+        self._in_job = False
 
     # ------------------------------------------------------------------ loop
 
@@ -108,7 +125,9 @@ class VitoWorker(SimpleWorker):
                     self._maintain()
                     if self._should_exit(born, max_jobs):
                         break
-                    claimed = self._claim()
+                    # No signal may land between taking a job and owning it.
+                    with _signals_deferred():
+                        claimed = self._claim()
                     if claimed is None:
                         if burst and not self._has_due_scheduled():
                             self.exit_reason = "burst: queues empty"
@@ -118,6 +137,13 @@ class VitoWorker(SimpleWorker):
                     self._perform(*claimed)
                 except StopRequested:
                     break
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except Exception:
+                    # Redis or PostgreSQL away for a moment: an unsettled claim
+                    # is found by the reaper; this process waits and goes on.
+                    log.exception("worker %s: loop error; retrying in %ss", self.name, self.sleep)
+                    time.sleep(self.sleep)
         finally:
             self._beat_stop.set()
             self.teardown()  # type: ignore[no-untyped-call]
@@ -184,6 +210,7 @@ class VitoWorker(SimpleWorker):
             self.connection,
             [q.key for q in active],
             [q.started_job_registry.key for q in active],
+            [keys.claims(q.name) for q in active],
             [time.time(), time.time() + CLAIM_TTL, self.name, utcformat(started_at), execution],
         )
         if result is None:
@@ -194,7 +221,9 @@ class VitoWorker(SimpleWorker):
         execution = execution.decode() if isinstance(execution, bytes) else execution
         job = Job(job_id, connection=self.connection, serializer=self.serializer)
         job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
-        return job, queue, f"{job_id}:{execution}"
+        member = f"{job_id}:{execution}"
+        self._current = (keys.claims(queue.name), member)  # the heartbeat keeps it alive from now
+        return job, queue, member
 
     def _wait_for_work(self, burst: bool) -> None:
         """Block until the first active queue has a job, or ``--sleep`` passes.
@@ -220,13 +249,14 @@ class VitoWorker(SimpleWorker):
     def _perform(self, job: Job, queue: Queue, member: str) -> None:
         definition = definition_for(job.func_name or "")
         self._state = WorkerStatus.BUSY
-        self._current = (queue.started_job_registry.key, member)
         self._job_started = time.monotonic()
-        close_old_connections()  # a PostgreSQL restart must not break the next job
         try:
+            self._in_job = True  # from here a second signal interrupts the job (settled below)
+            close_old_connections()  # a PostgreSQL restart must not break the next job
             if definition is not None and definition.is_unique and definition.unique_until_processing:
                 self._release_unique(definition, job)
-            timeout = job.timeout or (definition.timeout if definition else None) or self.default_job_timeout
+            # The job's own declaration wins, then the worker's --timeout, then the queue default.
+            timeout = (definition.timeout if definition else None) or self.default_job_timeout or job.timeout
             penalty = UnixSignalDeathPenalty(  # type: ignore[no-untyped-call]
                 int(timeout or DEFAULT_TIMEOUT), JobTimeoutException, job_id=job.id
             )
@@ -245,6 +275,7 @@ class VitoWorker(SimpleWorker):
         else:
             self._succeed(job, queue, member, definition, result)
         finally:
+            self._in_job = False
             self._current = None
             self._state = WorkerStatus.IDLE
             self.jobs_done += 1
@@ -256,6 +287,7 @@ class VitoWorker(SimpleWorker):
         elapsed = time.monotonic() - self._job_started
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         with self.connection.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.claims(queue.name), member)
             pipe.zrem(queue.started_job_registry.key, member)
             if result_ttl == 0:
                 pipe.delete(job.key)
@@ -303,8 +335,8 @@ class VitoWorker(SimpleWorker):
         """Back on the queue later, attempt not used up (middleware said "not now")."""
         from datetime import timedelta
 
-        with self.connection.pipeline() as pipe:
-            pipe.zrem(queue.started_job_registry.key, member)
+        with self.connection.pipeline() as pipe:  # MULTI: back in the schedule, or still claimed
+            unclaim(pipe, queue, member)
             queue.schedule_job(job, now() + timedelta(seconds=release.delay), pipeline=pipe)
             pipe.execute()
         log.info("%s %s %s", job.func_name, job.id, release)
@@ -330,7 +362,11 @@ class VitoWorker(SimpleWorker):
                 if current is None:
                     continue
                 try:
-                    self.connection.zadd(current[0], {current[1]: time.time() + CLAIM_TTL}, xx=True)
+                    with self.connection.pipeline(transaction=False) as pipe:
+                        pipe.zadd(current[0], {current[1]: time.time() + CLAIM_TTL}, xx=True)
+                        # A job may outlive the worker key's TTL: keep the worker visible.
+                        pipe.expire(self.key, self.worker_ttl + 60)
+                        pipe.execute()
                 except Exception:  # a Redis blip: the next beat tries again
                     log.warning("heartbeat for %s failed", current[1], exc_info=True)
 
@@ -347,14 +383,20 @@ class VitoWorker(SimpleWorker):
         ``--sleep`` seconds. A second signal is RQ's cold shutdown: the job in
         hand is interrupted and settled (retried or failed), then we exit.
         """
-        import signal as signals
-
         self._shutdown_requested_date = now()
-        signals.signal(signals.SIGINT, self.request_force_stop)
-        signals.signal(signals.SIGTERM, self.request_force_stop)
+        signal.signal(signal.SIGINT, self.request_force_stop)
+        signal.signal(signal.SIGTERM, self.request_force_stop)
         self._stop_requested = True
         self.exit_reason = "stop signal (warm: finishing the job in hand)"
         log.info("worker %s: %s", self.name, self.exit_reason)
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        """Second signal: interrupt the job in hand (it is then settled), or just stop if idle."""
+        if not self._in_job:
+            self._stop_requested = True
+            self.exit_reason = "second stop signal while idle"
+            return
+        super().request_force_stop(signum, frame)
 
     def subscribe(self) -> None:
         # RQ's pub/sub control thread (stop-job commands) is not used: jobs run

@@ -162,12 +162,18 @@ def test_a_sigkilled_workers_job_is_retried_by_the_reaper(redis_conn: Redis, wor
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     killed_at = time.monotonic()
+    # What the django-rq dashboard does when an operator looks: RQ's own cleanup
+    # of the started registry. It must leave our claim alone (or the ledger and
+    # the failure hook would be bypassed).
+    get_queue("default").started_job_registry.cleanup(time.time() + 3600)
+    assert get_queue("default").failed_job_registry.count == 0
     # A fresh worker on another queue still reaps `default` (sleeper has tries=1: ledger).
     workers.append(start_worker("high", "--sleep", "1"))
     failed = wait_for(lambda: FailedJob.objects.filter(job_name__endswith="sleeper").first(), timeout=150)
     assert time.monotonic() - killed_at < 120
     assert failed.exception_class == "rq.exceptions.AbandonedJobError"
     assert redis_conn.zcard(get_queue("default").started_job_registry.key) == 0
+    assert redis_conn.zcard(keys.claims("default")) == 0
 
 
 def test_worker_survives_its_database_connection_being_killed(redis_conn: Redis, workers: list) -> None:  # type: ignore[type-arg]

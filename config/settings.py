@@ -162,6 +162,8 @@ RQ_QUEUES = {
 # django-rq's queue/job/worker views inside the admin (/admin/django_rq/dashboard/),
 # behind the same superuser gate as the rest of the admin.
 RQ_SHOW_ADMIN_LINK = True
+# Extra modules that register outbox routes (domain apps register theirs in AppConfig.ready).
+OUTBOX_ROUTE_MODULES = env.list("OUTBOX_ROUTE_MODULES", default=[])
 # The periodic schedule run by `manage.py schedule_work` (a list of queueing.scheduler.Entry).
 QUEUE_SCHEDULE = "config.schedule.SCHEDULE"
 RQ = {

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+import outbox
 from orders.models import Order, OrderItem, Product
 from tenants.models import Tenant
 
@@ -101,7 +102,23 @@ def order_place(
         OrderItem(order=order, product_id=pid, quantity=qty, unit_price=products[pid].price)
         for pid, qty in sorted(wanted.items())
     )
+    outbox.publish(
+        "order.placed",
+        {**_order_payload(order), "lines": [{"product_id": p, "quantity": q} for p, q in sorted(wanted.items())]},
+        aggregate=("order", order.pk),
+        tenant=tenant.pk,
+    )
     return order
+
+
+def _order_payload(order: Order) -> dict[str, object]:
+    return {
+        "order_id": order.pk,
+        "number": order.number,
+        "total": str(order.total),
+        "currency": order.currency,
+        "customer_email": order.customer_email,
+    }
 
 
 @transaction.atomic
@@ -114,6 +131,8 @@ def order_mark_paid(*, order_id: int) -> Order:
     order = Order.objects.get(pk=order_id)
     if not changed and order.status != Order.Status.PAID:
         raise OrderNotPending(order)
+    if changed:
+        outbox.publish("order.paid", _order_payload(order), aggregate=("order", order.pk), tenant=order.tenant_id)
     return order
 
 
@@ -133,6 +152,13 @@ def order_cancel(*, order_id: int, reason: str) -> bool:
     if not claimed:
         return False
     _restore_stock(order_ids=[order_id])
+    order = Order.objects.get(pk=order_id)
+    outbox.publish(
+        "order.cancelled",
+        {**_order_payload(order), "reason": order.cancel_reason},
+        aggregate=("order", order.pk),
+        tenant=order.tenant_id,
+    )
     return True
 
 

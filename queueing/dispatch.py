@@ -205,3 +205,36 @@ def dispatch_many(
         transaction.on_commit(run)
         return [Dispatch(job_id, definition.name, definition.queue, "on_commit") for job_id, _ in prepared]
     return run()
+
+
+def enqueue_batch(items: Sequence[tuple[JobDefinition[Any, Any], Sequence[Any], str]]) -> None:
+    """Enqueue ``(definition, args, job_id)`` items now, in one Redis round trip.
+
+    Ignores any surrounding transaction on purpose: for callers (the outbox
+    relay) that must enqueue *before* they commit and whose consumers
+    de-duplicate (a commit that fails after this leads to a second enqueue).
+    Unique locks are not taken here.
+    """
+    by_queue: dict[str, list[Any]] = {}
+    for definition, args, job_id in items:
+        check_json(definition, args, {})
+        by_queue.setdefault(definition.queue, []).append(
+            Queue.prepare_data(
+                definition.name,
+                args=list(args),
+                kwargs={},
+                timeout=definition.timeout,
+                result_ttl=definition.result_ttl,
+                failure_ttl=7 * 24 * 3600,
+                job_id=job_id,
+                retry=_retry_for(definition),
+                meta={"tries": definition.tries} if definition.tries else None,
+            )
+        )
+    if not by_queue:
+        return
+    first = get_queue(next(iter(by_queue)))
+    with first.connection.pipeline() as pipe:
+        for name, datas in by_queue.items():
+            get_queue(name).enqueue_many(datas, pipeline=pipe)
+        pipe.execute()

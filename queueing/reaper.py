@@ -57,7 +57,7 @@ def _reap_queue(conn: Redis, queue: Queue, cutoff: float, worker_name: str) -> i
         # the claim expires again and another reaper settles it.
         if not scripts.takeover(conn, claims_key, member, cutoff, time.time() + CLAIM_TTL):
             continue
-        job_id, _, execution = member.partition(":")
+        job_id, _, execution = member.rpartition(":")  # job ids may contain colons; executions never do
         try:
             job = Job.fetch(job_id, connection=conn, serializer=queue.serializer)
         except NoSuchJobError:

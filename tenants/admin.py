@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from tenants.models import BusinessProfile, Plan, Tenant, TenantMember
+from tenants.services import tenant_approve
 
 
 @admin.register(Plan)
@@ -29,8 +32,14 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
     search_fields = ("name", "slug", "owner_email")
     list_select_related = ("plan",)
     date_hierarchy = "created_at"
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "approved_at")
     inlines = [TenantMemberInline]
+    actions = ["approve"]
+
+    @admin.action(description="Approve selected tenants")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        approved = sum(tenant_approve(tenant_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Approved {approved} tenant(s).", messages.SUCCESS)
 
 
 @admin.register(TenantMember)

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+# Test-only outbox routes (test.* events), for this process and every worker,
+# relay or scheduler subprocess the tests start.
+os.environ.setdefault("OUTBOX_ROUTE_MODULES", "tests.outbox.routes")
+
 _throwaway: Path | None = None
 if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
     _throwaway = Path(tempfile.mkdtemp(prefix="vito-test-"))

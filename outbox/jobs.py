@@ -1,0 +1,57 @@
+"""The one job the relay enqueues: deliver a message to one handler."""
+
+from __future__ import annotations
+
+from queueing.definitions import Exponential, job
+
+
+def _dead(exc: BaseException, message_id: int, handler: str, *_: object) -> None:
+    from outbox.services import outbox_mark_dead
+
+    outbox_mark_dead(message_id=message_id, error=f"{handler}: {type(exc).__name__}: {exc}")
+
+
+@job(tries=5, backoff=Exponential(base=5, cap=300), timeout=300, on_failure=_dead)
+def deliver(message_id: int, handler: str) -> None:
+    """Run ``handler`` for outbox message ``message_id`` once (the inbox de-duplicates).
+
+    Retries follow the job's policy; when they run out the message becomes
+    dead and the failure is in the failed-job ledger.
+    """
+    from outbox.services import outbox_deliver
+
+    outbox_deliver(message_id=message_id, handler=handler)
+
+
+@job(timeout=600, unique_for=600)
+def relay_safety_net() -> int:
+    """The every-minute pass (``outbox:process``): moves anything the loop missed."""
+    from outbox.services import outbox_relay_drain
+
+    return outbox_relay_drain()
+
+
+@job(timeout=600, unique_for=600)
+def coroner() -> dict[str, int]:
+    """Every 5 minutes: send pending and lost messages again; log an alert if any were stuck."""
+    import logging
+
+    from outbox.services import outbox_find_stuck, outbox_redispatch
+
+    report = outbox_find_stuck()
+    counts = {"pending": len(report.pending), "lost": len(report.lost), "dead": len(report.dead)}
+    if report.anything:
+        logging.getLogger("outbox.coroner").error("outbox stuck: %s", counts)
+    if report.pending or report.lost:
+        outbox_redispatch(ids=[m.pk for m in report.pending + report.lost])
+    return counts
+
+
+@job(timeout=3600, unique_for=3600)
+def prune(days: int = 7) -> int:
+    """Daily at 04:00: delete processed messages older than ``days``."""
+    from datetime import timedelta
+
+    from outbox.services import outbox_prune
+
+    return outbox_prune(older_than=timedelta(days=days))

@@ -1,0 +1,60 @@
+"""Find stuck outbox messages (Laravel's ``outbox:coroner``): pending longer
+than ``--pending-after`` seconds (relay down), dispatched longer than
+``--dispatched-after`` seconds whose jobs are gone from Redis (flushed, lost),
+and dead ones. ``--redispatch`` sends pending and lost ones again (dead ones
+wait for ``outbox_replay``). Exit status 1 when anything is stuck, for
+monitoring; on the schedule every 5 minutes with ``--redispatch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from outbox.models import OutboxMessage
+from outbox.services import outbox_find_stuck, outbox_redispatch, outbox_relay_drain
+
+log = logging.getLogger("outbox.coroner")
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--pending-after", type=int, default=60, help="seconds (default %(default)s)")
+        parser.add_argument("--dispatched-after", type=int, default=300, help="seconds (default %(default)s)")
+        parser.add_argument("--redispatch", action="store_true", help="send pending and lost messages again")
+        parser.add_argument("--limit", type=int, default=20, help="rows shown per kind (default %(default)s)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        report = outbox_find_stuck(pending_after=options["pending_after"], dispatched_after=options["dispatched_after"])
+        now = timezone.now()
+        for label, rows, stamp in (
+            ("pending (relay not running?)", report.pending, "available_at"),
+            ("dispatched, job lost", report.lost, "dispatched_at"),
+            ("dead", report.dead, "created_at"),
+        ):
+            oldest = max(((now - getattr(r, stamp)).total_seconds() for r in rows), default=0)
+            self.stdout.write(f"{label}: {len(rows)}" + (f" (oldest {oldest:.0f}s)" if rows else ""))
+            for row in rows[: options["limit"]]:
+                self._row(row)
+        if report.anything:
+            log.error(
+                "outbox coroner: %d pending, %d lost, %d dead", len(report.pending), len(report.lost), len(report.dead)
+            )
+        if options["redispatch"] and (report.pending or report.lost):
+            count = outbox_redispatch(ids=[m.pk for m in report.pending + report.lost])
+            moved = outbox_relay_drain()
+            self.stdout.write(f"Redispatched {count} message(s); relay moved {moved}.")
+        if report.anything:
+            sys.exit(1)
+
+    def _row(self, row: OutboxMessage) -> None:
+        self.stdout.write(
+            f"  #{row.pk:<8} {row.event_type:24} {row.aggregate_type}:{row.aggregate_id:10} "
+            f"attempts={row.attempts} {row.last_error[:60]}"
+        )

@@ -1,0 +1,71 @@
+"""The relay loop: wake on NOTIFY, drain, sleep; poll once a second anyway.
+
+Why LISTEN/NOTIFY and not short polling: ``outbox.publish`` issues ``NOTIFY``
+inside the publishing transaction, and PostgreSQL delivers it only when that
+transaction commits — so the relay wakes within a millisecond or two of the
+commit, never for a rolled-back message, and costs nothing while idle. The
+one-second poll covers what NOTIFY cannot: messages whose ``available_at`` is
+in the future, and notifications lost while the listening connection was down.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+import psycopg
+from django.db import close_old_connections, connection
+
+from outbox.services import NOTIFY_CHANNEL, outbox_relay_drain, outbox_relay_pass
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+
+
+def _listen() -> psycopg.Connection[Any]:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    conn = psycopg.connect(**params, autocommit=True)
+    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    return conn
+
+
+class Relay:
+    def __init__(self, *, batch_size: int = 500) -> None:
+        self.batch_size = batch_size
+        self.stop = False
+        self.moved = 0
+
+    def _request_stop(self, *_: Any) -> None:
+        self.stop = True
+
+    def loop(self, *, max_time: float | None = None, crash_after_enqueue: bool = False) -> int:
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        started = time.monotonic()
+        listener: psycopg.Connection[Any] | None = None
+        while not self.stop and (max_time is None or time.monotonic() - started < max_time):
+            try:
+                if listener is None:
+                    listener = _listen()
+                if crash_after_enqueue:
+                    outbox_relay_pass(batch_size=self.batch_size, crash_after_enqueue=True)
+                self.moved += outbox_relay_drain(batch_size=self.batch_size)
+                # Sleep until a commit notifies us, or the poll interval passes.
+                for _ in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
+                    pass
+            except (psycopg.Error, Exception) as exc:
+                log.error("outbox relay: %s; retrying in 1s", exc)
+                if listener is not None:
+                    listener.close()
+                listener = None
+                close_old_connections()
+                connection.close()
+                time.sleep(1)
+        if listener is not None:
+            listener.close()
+        return self.moved

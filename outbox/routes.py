@@ -1,0 +1,53 @@
+"""The routing table: which handlers (and on which queue) an event type goes to.
+
+Filled from above — domain apps call :func:`route` in their ``AppConfig.ready``
+— so the outbox never imports a domain app. A handler is the dotted path of a
+function taking one :class:`Event`; it runs inside the transaction that
+records its inbox entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Route:
+    event_type: str
+    handler: str  # dotted path of ``def handler(event: Event) -> None``
+    queue: str = "default"
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a handler receives: the message, read back from the outbox."""
+
+    id: int
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    tenant_id: int | None
+    payload: dict[str, Any]
+    headers: dict[str, Any]
+    created_at: datetime
+
+
+_routes: dict[str, list[Route]] = {}
+
+
+def route(event_type: str, handler: str, *, queue: str = "default") -> None:
+    """Send ``event_type`` messages to ``handler`` (idempotent: registering twice is once)."""
+    entry = Route(event_type, handler, queue)
+    routes = _routes.setdefault(event_type, [])
+    if entry not in routes:
+        routes.append(entry)
+
+
+def routes_for(event_type: str) -> list[Route]:
+    return list(_routes.get(event_type, ()))
+
+
+def all_routes() -> dict[str, list[Route]]:
+    return {k: list(v) for k, v in _routes.items()}

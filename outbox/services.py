@@ -1,0 +1,351 @@
+"""Writes on the outbox: publish, relay, deliver, coroner, replay, prune."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from outbox.models import InboxEntry, OutboxMessage
+from outbox.routes import Event, routes_for
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "outbox_messages"
+Status = OutboxMessage.Status
+
+
+class OutsideTransaction(RuntimeError):
+    pass
+
+
+def _key(value: object) -> int | None:
+    if value is None:
+        return None
+    pk = getattr(value, "pk", value)
+    return int(pk) if isinstance(pk, int) else None
+
+
+def outbox_publish(
+    *,
+    event_type: str,
+    payload: dict[str, Any],
+    aggregate: tuple[str, object],
+    tenant: object | None = None,
+    headers: dict[str, Any] | None = None,
+    available_at: datetime | None = None,
+) -> OutboxMessage:
+    """Write an event in the caller's transaction; it leaves only if that commits.
+
+    ``aggregate`` is ``("order", order.pk)``; ``tenant`` a Tenant or its id.
+    """
+    if not connection.in_atomic_block:
+        raise OutsideTransaction(
+            f"outbox.publish({event_type!r}) outside transaction.atomic(): the message must be "
+            "written in the same transaction as the change it announces, or one can exist without the other."
+        )
+    aggregate_type, aggregate_id = aggregate
+    message = OutboxMessage.objects.create(
+        event_type=event_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=str(getattr(aggregate_id, "pk", aggregate_id)),
+        tenant_id=_key(tenant),
+        payload=payload,  # JSONField refuses what JSON cannot carry
+        headers=headers or {},
+        **({"available_at": available_at} if available_at else {}),
+    )
+    # Delivered to the listening relay when (and only if) this transaction
+    # commits: the relay wakes within milliseconds instead of polling.
+    with connection.cursor() as cursor:
+        cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return message
+
+
+# --------------------------------------------------------------------------- relay
+
+
+def _job_ids(message_id: int, attempt: int, handlers: int) -> list[str]:
+    # Unique per dispatch (no colons: RQ composite keys split on them).
+    return [f"outbox-{message_id}-{attempt}-{n}" for n in range(handlers)]
+
+
+def outbox_relay_pass(*, batch_size: int = 500, crash_after_enqueue: bool = False) -> int:
+    """Claim up to ``batch_size`` due messages, enqueue their handler jobs in
+    one Redis round trip, mark them dispatched, commit. Returns how many.
+
+    SKIP LOCKED lets any number of relays run: each claims rows the others
+    have not. A crash after the enqueue rolls the marking back, so the next
+    pass enqueues again; the inbox makes the second delivery a no-op.
+    """
+    from outbox.jobs import deliver
+    from queueing.dispatch import enqueue_batch
+
+    with transaction.atomic():
+        rows = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.PENDING, available_at__lte=timezone.now())
+            .order_by("available_at", "id")
+            .values_list("id", "event_type", "attempts")[:batch_size]
+        )
+        if not rows:
+            return 0
+        items: list[tuple[Any, tuple[int, str], str]] = []
+        routed, unrouted = [], []
+        for message_id, event_type, attempts in rows:
+            routes = routes_for(event_type)
+            if not routes:
+                unrouted.append(message_id)
+                continue
+            routed.append(message_id)
+            ids = _job_ids(message_id, attempts + 1, len(routes))
+            items.extend(
+                (deliver.on_queue(r.queue), (message_id, r.handler), job_id)
+                for r, job_id in zip(routes, ids, strict=True)
+            )
+        enqueue_batch(items)
+        if crash_after_enqueue:  # fault injection for the crash tests (--crash-after-enqueue)
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        now = timezone.now()
+        if routed:
+            OutboxMessage.objects.filter(pk__in=routed).update(
+                status=Status.DISPATCHED,
+                dispatched_at=now,
+                attempts=F("attempts") + 1,
+                job_id=Concat(
+                    Value("outbox-"),
+                    Cast("id", CharField()),
+                    Value("-"),
+                    Cast(F("attempts") + 1, CharField()),
+                    Value("-0"),
+                ),
+            )
+        if unrouted:
+            # Nobody listens (yet): nothing to deliver, so it is done.
+            OutboxMessage.objects.filter(pk__in=unrouted).update(status=Status.PROCESSED, processed_at=now)
+    return len(rows)
+
+
+def outbox_relay_drain(*, batch_size: int = 500) -> int:
+    """Passes until a pass finds less than a full batch."""
+    total = 0
+    while True:
+        moved = outbox_relay_pass(batch_size=batch_size)
+        total += moved
+        if moved < batch_size:
+            return total
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def outbox_deliver(*, message_id: int, handler: str, force: bool = False) -> bool:
+    """Run one handler for one message, at most once (unless ``force``).
+
+    The inbox row and the handler's effect commit together: a message
+    delivered twice (relay crash, coroner, replay) finds the row and skips.
+    Returns False when skipped. A deleted message is a no-op success.
+    """
+    with transaction.atomic():
+        message = OutboxMessage.objects.filter(pk=message_id).first()
+        if message is None:
+            log.info("outbox message %s is gone; nothing to deliver", message_id)
+            return False
+        if force or message.headers.get("force_handlers"):
+            InboxEntry.objects.filter(message_id=message_id, handler=handler).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO outbox_inboxentry (message_id, handler, processed_at) VALUES (%s, %s, now())"
+                " ON CONFLICT (message_id, handler) DO NOTHING RETURNING id",
+                [message_id, handler],
+            )
+            first_time = cursor.fetchone() is not None
+        if first_time:
+            import_string(handler)(_event(message))
+        else:
+            log.info("outbox message %s already handled by %s; skipped", message_id, handler)
+        _mark_processed_if_complete(message)
+    return first_time
+
+
+def _event(message: OutboxMessage) -> Event:
+    return Event(
+        id=message.pk,
+        event_type=message.event_type,
+        aggregate_type=message.aggregate_type,
+        aggregate_id=message.aggregate_id,
+        tenant_id=message.tenant_id,
+        payload=message.payload,
+        headers=message.headers,
+        created_at=message.created_at,
+    )
+
+
+def _mark_processed_if_complete(message: OutboxMessage) -> None:
+    handlers = [r.handler for r in routes_for(message.event_type)]
+    done = InboxEntry.objects.filter(message_id=message.pk, handler__in=handlers).count()
+    if done >= len(handlers):
+        OutboxMessage.objects.filter(pk=message.pk).exclude(status=Status.PROCESSED).update(
+            status=Status.PROCESSED, processed_at=timezone.now(), last_error=""
+        )
+
+
+def outbox_mark_dead(*, message_id: int, error: str) -> bool:
+    """A handler ran out of attempts: the message stops here until replayed."""
+    return bool(
+        OutboxMessage.objects.filter(pk=message_id)
+        .exclude(status=Status.PROCESSED)
+        .update(status=Status.DEAD, last_error=error[:10_000])
+    )
+
+
+# --------------------------------------------------------------------------- coroner
+
+
+@dataclass
+class StuckReport:
+    pending: list[OutboxMessage] = field(default_factory=list)
+    lost: list[OutboxMessage] = field(default_factory=list)
+    dead: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.pending or self.lost or self.dead)
+
+
+def outbox_find_stuck(*, pending_after: int = 60, dispatched_after: int = 300, limit: int = 1000) -> StuckReport:
+    """Pending too long (relay down), dispatched but whose jobs are gone from
+    Redis (flushed, lost), and dead messages."""
+    from queueing.dispatch import get_queue
+
+    now = timezone.now()
+    report = StuckReport()
+    report.pending = list(
+        OutboxMessage.objects.filter(
+            status=Status.PENDING, available_at__lt=now - timedelta(seconds=pending_after)
+        ).order_by("available_at", "id")[:limit]
+    )
+    candidates = list(
+        OutboxMessage.objects.filter(
+            status=Status.DISPATCHED, dispatched_at__lt=now - timedelta(seconds=dispatched_after)
+        ).order_by("dispatched_at")[:limit]
+    )
+    if candidates:
+        conn = get_queue("default").connection
+        with conn.pipeline(transaction=False) as pipe:
+            for message in candidates:
+                handlers = max(1, len(routes_for(message.event_type)))
+                for job_id in _job_ids(message.pk, message.attempts, handlers):
+                    pipe.exists(f"rq:job:{job_id}")
+            found = pipe.execute()
+        index = 0
+        for message in candidates:
+            count = max(1, len(routes_for(message.event_type)))
+            # Slow is not lost: a job still in Redis (queued, retrying, running) is left alone.
+            if not any(found[index : index + count]):
+                report.lost.append(message)
+            index += count
+    report.dead = list(OutboxMessage.objects.filter(status=Status.DEAD).order_by("id")[:limit])
+    return report
+
+
+def outbox_redispatch(*, ids: Sequence[int]) -> int:
+    """Send messages again: back to pending, due now; the relay takes them."""
+    with transaction.atomic():
+        count = (
+            OutboxMessage.objects.filter(pk__in=list(ids))
+            .exclude(status=Status.PROCESSED)
+            .update(status=Status.PENDING, available_at=timezone.now())
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return count
+
+
+# --------------------------------------------------------------------------- replay and prune
+
+
+def outbox_replay_queryset(
+    *,
+    from_id: int | None = None,
+    to_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    event: str | None = None,
+    tenant: int | None = None,
+) -> Any:
+    rows = OutboxMessage.objects.all()
+    if from_id is not None:
+        rows = rows.filter(pk__gte=from_id)
+    if to_id is not None:
+        rows = rows.filter(pk__lte=to_id)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    if event:
+        rows = rows.filter(event_type=event)
+    if tenant is not None:
+        rows = rows.filter(tenant_id=tenant)
+    return rows.order_by("id")
+
+
+def outbox_replay(*, ids: Sequence[int], force_handlers: bool = False) -> int:
+    """Deliver messages again, processed ones included. Without
+    ``force_handlers`` handlers that already ran skip them (the inbox says so);
+    with it their inbox rows are dropped and they run again."""
+    ids = list(ids)
+    with transaction.atomic():
+        if force_handlers:
+            InboxEntry.objects.filter(message_id__in=ids).delete()
+        count = OutboxMessage.objects.filter(pk__in=ids).update(
+            status=Status.PENDING, available_at=timezone.now(), processed_at=None, last_error=""
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return count
+
+
+def outbox_prune(*, older_than: timedelta, batch_size: int = 1000, dry_run: bool = False) -> int:
+    """Delete processed messages (and their inbox rows) older than ``older_than``,
+    ``batch_size`` at a time so no lock is held for long."""
+    cutoff = timezone.now() - older_than
+    rows = OutboxMessage.objects.filter(status=Status.PROCESSED, processed_at__lt=cutoff)
+    if dry_run:
+        return rows.count()
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(rows.order_by("processed_at").values_list("id", flat=True)[:batch_size])
+            if not ids:
+                return total
+            InboxEntry.objects.filter(message_id__in=ids).delete()
+            OutboxMessage.objects.filter(pk__in=ids).delete()
+        total += len(ids)
+
+
+def outbox_counts(*, stuck_after: int = 300) -> dict[str, int]:
+    from django.db.models import Count
+
+    now = timezone.now()
+    counts = dict(
+        OutboxMessage.objects.exclude(status=Status.PROCESSED)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    counts["stuck"] = OutboxMessage.objects.filter(
+        Q(status=Status.PENDING, available_at__lt=now - timedelta(seconds=60))
+        | Q(status=Status.DISPATCHED, dispatched_at__lt=now - timedelta(seconds=stuck_after))
+    ).count()
+    return {k: int(counts.get(k, 0)) for k in ("pending", "dispatched", "stuck", "dead")}

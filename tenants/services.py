@@ -1,0 +1,32 @@
+"""Writes on tenants."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+import outbox
+from tenants.models import BusinessProfile, Tenant
+
+
+@transaction.atomic
+def tenant_approve(*, tenant_id: int) -> bool:
+    """pending → approved, once; publishes ``tenant.approved`` (AI profile generation hangs on it).
+
+    Returns False when the tenant was not pending (approving twice does nothing).
+    """
+    now = timezone.now()
+    changed = Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.PENDING).update(
+        status=Tenant.Status.APPROVED, approved_at=now
+    )
+    if not changed:
+        return False
+    tenant = Tenant.objects.get(pk=tenant_id)
+    BusinessProfile.objects.get_or_create(tenant=tenant)
+    outbox.publish(
+        "tenant.approved",
+        {"tenant_id": tenant.pk, "slug": tenant.slug, "plan": tenant.plan.slug},
+        aggregate=("tenant", tenant.pk),
+        tenant=tenant.pk,
+    )
+    return True

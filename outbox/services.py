@@ -99,6 +99,7 @@ def outbox_relay_pass(*, batch_size: int = 500, crash_after_enqueue: bool = Fals
             return 0
         items: list[tuple[Any, tuple[int, str], str]] = []
         routed, unrouted = [], []
+        on_queue: dict[str, Any] = {}
         for message_id, event_type, attempts in rows:
             routes = routes_for(event_type)
             if not routes:
@@ -106,10 +107,10 @@ def outbox_relay_pass(*, batch_size: int = 500, crash_after_enqueue: bool = Fals
                 continue
             routed.append(message_id)
             ids = _job_ids(message_id, attempts + 1, len(routes))
-            items.extend(
-                (deliver.on_queue(r.queue), (message_id, r.handler), job_id)
-                for r, job_id in zip(routes, ids, strict=True)
-            )
+            for r, job_id in zip(routes, ids, strict=True):
+                if r.queue not in on_queue:
+                    on_queue[r.queue] = deliver.on_queue(r.queue)
+                items.append((on_queue[r.queue], (message_id, r.handler), job_id))
         enqueue_batch(items)
         if crash_after_enqueue:  # fault injection for the crash tests (--crash-after-enqueue)
             import os

@@ -59,6 +59,9 @@ class OutboxMessageAdmin(admin.ModelAdmin[OutboxMessage]):
     def has_change_permission(self, request: HttpRequest, obj: OutboxMessage | None = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: OutboxMessage | None = None) -> bool:
+        return False  # pruning is the only way out (outbox_prune)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         extra_context = {**(extra_context or {}), "outbox_counts": outbox_counts()}
         return super().changelist_view(request, extra_context=extra_context)
@@ -96,3 +99,6 @@ class InboxEntryAdmin(admin.ModelAdmin[InboxEntry]):
 
     def has_change_permission(self, request: HttpRequest, obj: InboxEntry | None = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: InboxEntry | None = None) -> bool:
+        return False  # deleting one would let its handler run again; use outbox_replay --force-handlers

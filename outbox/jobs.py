@@ -5,14 +5,14 @@ from __future__ import annotations
 from queueing.definitions import Exponential, job
 
 
-def _dead(exc: BaseException, message_id: int, handler: str, *_: object) -> None:
+def _dead(exc: BaseException, message_id: int, handler: str, *_: object, **__: object) -> None:
     from outbox.services import outbox_mark_dead
 
     outbox_mark_dead(message_id=message_id, error=f"{handler}: {type(exc).__name__}: {exc}")
 
 
 @job(tries=5, backoff=Exponential(base=5, cap=300), timeout=300, on_failure=_dead)
-def deliver(message_id: int, handler: str) -> None:
+def deliver(message_id: int, handler: str, attempt: int | None = None) -> None:
     """Run ``handler`` for outbox message ``message_id`` once (the inbox de-duplicates).
 
     Retries follow the job's policy; when they run out the message becomes
@@ -20,7 +20,7 @@ def deliver(message_id: int, handler: str) -> None:
     """
     from outbox.services import outbox_deliver
 
-    outbox_deliver(message_id=message_id, handler=handler)
+    outbox_deliver(message_id=message_id, handler=handler, attempt=attempt)
 
 
 @job(timeout=600, unique_for=600)
@@ -36,14 +36,16 @@ def coroner() -> dict[str, int]:
     """Every 5 minutes: send pending and lost messages again; log an alert if any were stuck."""
     import logging
 
-    from outbox.services import outbox_find_stuck, outbox_redispatch
+    from outbox.services import outbox_find_stuck, outbox_redispatch_lost, outbox_relay_drain
 
     report = outbox_find_stuck()
     counts = {"pending": len(report.pending), "lost": len(report.lost), "dead": len(report.dead)}
     if report.anything:
         logging.getLogger("outbox.coroner").error("outbox stuck: %s", counts)
+    if report.lost:
+        outbox_redispatch_lost(seen=report.lost)
     if report.pending or report.lost:
-        outbox_redispatch(ids=[m.pk for m in report.pending + report.lost])
+        outbox_relay_drain()  # pending ones: the relay is evidently not keeping up
     return counts
 
 

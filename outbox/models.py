@@ -19,6 +19,9 @@ class OutboxMessage(models.Model):
         DISPATCHED = "dispatched", "Dispatched"
         PROCESSED = "processed", "Processed"
         DEAD = "dead", "Dead"
+        # No route was registered when the relay met it; `outbox_replay` delivers
+        # it later (e.g. after deploying the handler).
+        SKIPPED = "skipped", "Skipped (no handler)"
 
     id = models.BigAutoField(primary_key=True)
     event_type = models.CharField(max_length=100)

@@ -29,6 +29,9 @@ def _listen() -> psycopg.Connection[Any]:
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
+    # Keepalives: a half-open listener would otherwise wait forever (the poll
+    # would still deliver, but a second late).
+    params.update(keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
     conn = psycopg.connect(**params, autocommit=True)
     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
     return conn

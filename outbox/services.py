@@ -97,7 +97,7 @@ def outbox_relay_pass(*, batch_size: int = 500, crash_after_enqueue: bool = Fals
         )
         if not rows:
             return 0
-        items: list[tuple[Any, tuple[int, str], str]] = []
+        items: list[tuple[Any, tuple[int, str, int], str]] = []
         routed, unrouted = [], []
         on_queue: dict[str, Any] = {}
         for message_id, event_type, attempts in rows:
@@ -110,7 +110,7 @@ def outbox_relay_pass(*, batch_size: int = 500, crash_after_enqueue: bool = Fals
             for r, job_id in zip(routes, ids, strict=True):
                 if r.queue not in on_queue:
                     on_queue[r.queue] = deliver.on_queue(r.queue)
-                items.append((on_queue[r.queue], (message_id, r.handler), job_id))
+                items.append((on_queue[r.queue], (message_id, r.handler, attempts + 1), job_id))
         enqueue_batch(items)
         if crash_after_enqueue:  # fault injection for the crash tests (--crash-after-enqueue)
             import os
@@ -132,8 +132,9 @@ def outbox_relay_pass(*, batch_size: int = 500, crash_after_enqueue: bool = Fals
                 ),
             )
         if unrouted:
-            # Nobody listens (yet): nothing to deliver, so it is done.
-            OutboxMessage.objects.filter(pk__in=unrouted).update(status=Status.PROCESSED, processed_at=now)
+            # Nobody listens (yet). Not "processed": a relay running older code
+            # during a deploy must not swallow events; replay delivers them later.
+            OutboxMessage.objects.filter(pk__in=unrouted).update(status=Status.SKIPPED)
     return len(rows)
 
 
@@ -150,19 +151,23 @@ def outbox_relay_drain(*, batch_size: int = 500) -> int:
 # --------------------------------------------------------------------------- delivery
 
 
-def outbox_deliver(*, message_id: int, handler: str, force: bool = False) -> bool:
+def outbox_deliver(*, message_id: int, handler: str, attempt: int | None = None, force: bool = False) -> bool:
     """Run one handler for one message, at most once (unless ``force``).
 
     The inbox row and the handler's effect commit together: a message
     delivered twice (relay crash, coroner, replay) finds the row and skips.
+    The message row is locked for the duration, so the handlers of one
+    message (and pruning) take turns. ``attempt`` is the dispatch this job
+    belongs to: only that dispatch may mark the message processed, so a late
+    job cannot complete a message that was replayed meanwhile.
     Returns False when skipped. A deleted message is a no-op success.
     """
     with transaction.atomic():
-        message = OutboxMessage.objects.filter(pk=message_id).first()
+        message = OutboxMessage.objects.select_for_update().filter(pk=message_id).first()
         if message is None:
             log.info("outbox message %s is gone; nothing to deliver", message_id)
             return False
-        if force or message.headers.get("force_handlers"):
+        if force:
             InboxEntry.objects.filter(message_id=message_id, handler=handler).delete()
         with connection.cursor() as cursor:
             cursor.execute(
@@ -175,7 +180,7 @@ def outbox_deliver(*, message_id: int, handler: str, force: bool = False) -> boo
             import_string(handler)(_event(message))
         else:
             log.info("outbox message %s already handled by %s; skipped", message_id, handler)
-        _mark_processed_if_complete(message)
+        _mark_processed_if_complete(message, attempt)
     return first_time
 
 
@@ -192,13 +197,17 @@ def _event(message: OutboxMessage) -> Event:
     )
 
 
-def _mark_processed_if_complete(message: OutboxMessage) -> None:
+def _mark_processed_if_complete(message: OutboxMessage, attempt: int | None) -> None:
     handlers = [r.handler for r in routes_for(message.event_type)]
     done = InboxEntry.objects.filter(message_id=message.pk, handler__in=handlers).count()
-    if done >= len(handlers):
-        OutboxMessage.objects.filter(pk=message.pk).exclude(status=Status.PROCESSED).update(
-            status=Status.PROCESSED, processed_at=timezone.now(), last_error=""
-        )
+    if done < len(handlers):
+        return
+    rows = OutboxMessage.objects.filter(pk=message.pk).exclude(status=Status.PROCESSED)
+    if attempt is not None:
+        # Only the current dispatch completes the message (not a stale job
+        # from before a replay or redispatch put it back to pending).
+        rows = rows.filter(attempts=attempt).exclude(status=Status.PENDING)
+    rows.update(status=Status.PROCESSED, processed_at=timezone.now(), last_error="")
 
 
 def outbox_mark_dead(*, message_id: int, error: str) -> bool:
@@ -247,30 +256,53 @@ def outbox_find_stuck(*, pending_after: int = 60, dispatched_after: int = 300, l
             for message in candidates:
                 handlers = max(1, len(routes_for(message.event_type)))
                 for job_id in _job_ids(message.pk, message.attempts, handlers):
-                    pipe.exists(f"rq:job:{job_id}")
-            found = pipe.execute()
+                    pipe.hget(f"rq:job:{job_id}", "status")
+            statuses = pipe.execute()
         index = 0
         for message in candidates:
             count = max(1, len(routes_for(message.event_type)))
-            # Slow is not lost: a job still in Redis (queued, retrying, running) is left alone.
-            if not any(found[index : index + count]):
+            # Slow is not lost: a job still queued, scheduled (retrying) or
+            # running is left alone. Gone, finished or failed without the
+            # message completing means its delivery was lost.
+            alive = [s for s in statuses[index : index + count] if s in _ALIVE]
+            if not alive:
                 report.lost.append(message)
             index += count
     report.dead = list(OutboxMessage.objects.filter(status=Status.DEAD).order_by("id")[:limit])
     return report
 
 
+_ALIVE = {b"queued", b"scheduled", b"started", b"deferred"}
+
+
 def outbox_redispatch(*, ids: Sequence[int]) -> int:
-    """Send messages again: back to pending, due now; the relay takes them."""
+    """Send dispatched or dead messages again (an operator's choice): back to
+    pending; the relay takes them. Pending ones are the relay's already."""
     with transaction.atomic():
-        count = (
-            OutboxMessage.objects.filter(pk__in=list(ids))
-            .exclude(status=Status.PROCESSED)
-            .update(status=Status.PENDING, available_at=timezone.now())
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        count = OutboxMessage.objects.filter(
+            pk__in=list(ids), status__in=[Status.DISPATCHED, Status.DEAD, Status.SKIPPED]
+        ).update(status=Status.PENDING)
+        _notify()
     return count
+
+
+def outbox_redispatch_lost(*, seen: Sequence[OutboxMessage]) -> int:
+    """The coroner's repair: only rows still exactly as it saw them (same
+    dispatch, still dispatched) go back to pending; anything that moved on
+    meanwhile — delivered, died, redispatched — is left alone."""
+    count = 0
+    with transaction.atomic():
+        for message in seen:
+            count += OutboxMessage.objects.filter(
+                pk=message.pk, status=Status.DISPATCHED, attempts=message.attempts
+            ).update(status=Status.PENDING)
+        _notify()
+    return count
+
+
+def _notify() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 # --------------------------------------------------------------------------- replay and prune
@@ -312,8 +344,7 @@ def outbox_replay(*, ids: Sequence[int], force_handlers: bool = False) -> int:
         count = OutboxMessage.objects.filter(pk__in=ids).update(
             status=Status.PENDING, available_at=timezone.now(), processed_at=None, last_error=""
         )
-        with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        _notify()
     return count
 
 
@@ -326,12 +357,19 @@ def outbox_prune(*, older_than: timedelta, batch_size: int = 1000, dry_run: bool
         return rows.count()
     total = 0
     while True:
-        with transaction.atomic():
-            ids = list(rows.order_by("processed_at").values_list("id", flat=True)[:batch_size])
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Lock, re-check and delete in one statement: a row replayed or
+            # being delivered right now is skipped, never deleted under it.
+            cursor.execute(
+                "WITH doomed AS (SELECT id FROM outbox_outboxmessage WHERE status = 'processed'"
+                " AND processed_at < %s ORDER BY processed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " DELETE FROM outbox_outboxmessage m USING doomed WHERE m.id = doomed.id RETURNING m.id",
+                [cutoff, batch_size],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
             if not ids:
                 return total
             InboxEntry.objects.filter(message_id__in=ids).delete()
-            OutboxMessage.objects.filter(pk__in=ids).delete()
         total += len(ids)
 
 

@@ -93,12 +93,26 @@ def test_every_handler_of_a_fan_out_runs_once_on_its_own_queue(redis_conn: Redis
     assert _stock(product) == 3
 
 
-def test_messages_without_routes_are_done_at_once(redis_conn: Redis) -> None:
+def test_concurrent_handlers_of_one_message_complete_it(redis_conn: Redis, workers: list) -> None:  # type: ignore[type-arg]
+    from tests.queueing.conftest import start_worker, wait_for
+
+    product = ProductFactory.create(stock_quantity=0)
+    with transaction.atomic():
+        for _ in range(40):
+            outbox.publish("test.fan_out", {"product_id": product.pk, "n": 1}, aggregate=("product", product.pk))
+    outbox_relay_drain()
+    workers.extend([start_worker("default", "--sleep", "1"), start_worker("high", "--sleep", "1")])
+    wait_for(lambda: OutboxMessage.objects.filter(status=Status.PROCESSED).count() == 40, timeout=60)
+    assert _stock(product) == 40 * 3
+
+
+def test_messages_without_routes_are_skipped_not_swallowed(redis_conn: Redis) -> None:
     with transaction.atomic():
         message = outbox.publish("nobody.listens", {"x": 1}, aggregate=("thing", 1))
     outbox_relay_drain()
     message.refresh_from_db()
-    assert message.status == Status.PROCESSED
+    assert message.status == Status.SKIPPED  # replayable once a handler exists
+    assert get_queue("default").count == 0
 
 
 def test_a_handler_out_of_attempts_makes_the_message_dead_and_fills_the_ledger(redis_conn: Redis) -> None:
@@ -231,7 +245,8 @@ def test_loop_mode_delivers_within_a_fraction_of_a_second(redis_conn: Redis) -> 
                 time.sleep(0.002)
             latencies.append(time.monotonic() - committed)
             redis_conn.delete(get_queue("default").key)
-        assert max(latencies) < 1.0, latencies  # NOTIFY, not the 1 s poll (the bench measures p99)
+        # The 1 s poll would average 500 ms: under 250 ms each time means NOTIFY woke the relay.
+        assert max(latencies) < 0.25, latencies
     finally:
         relay.send_signal(signal.SIGTERM)
         assert relay.wait(timeout=30) == 0

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
-from outbox.services import outbox_find_stuck, outbox_redispatch, outbox_relay_drain
+from outbox.services import outbox_find_stuck, outbox_redispatch_lost, outbox_relay_drain
 
 log = logging.getLogger("outbox.coroner")
 
@@ -47,9 +47,9 @@ class Command(BaseCommand):
                 "outbox coroner: %d pending, %d lost, %d dead", len(report.pending), len(report.lost), len(report.dead)
             )
         if options["redispatch"] and (report.pending or report.lost):
-            count = outbox_redispatch(ids=[m.pk for m in report.pending + report.lost])
-            moved = outbox_relay_drain()
-            self.stdout.write(f"Redispatched {count} message(s); relay moved {moved}.")
+            count = outbox_redispatch_lost(seen=report.lost)
+            moved = outbox_relay_drain()  # also takes the long-pending ones
+            self.stdout.write(f"Redispatched {count} lost message(s); relay moved {moved}.")
         if report.anything:
             sys.exit(1)
 

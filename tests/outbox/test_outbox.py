@@ -287,3 +287,23 @@ def test_orders_and_tenants_publish_their_events(redis_conn: Redis) -> None:
         ("tenant.approved", str(pending_tenant.pk)),
     ]
     assert OutboxMessage.objects.get(event_type="order.paid").payload["total"] == str(placed.total)
+
+
+def test_admin_shows_counts_and_replays(redis_conn: Redis, client) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+
+    product = ProductFactory.create(stock_quantity=0)
+    message = _publish(product, 2)
+    client.force_login(User.objects.create_superuser("op", "op@example.com", "pw-op-123456"))
+    page = client.get("/admin/outbox/outboxmessage/", {"status": "pending"})
+    assert page.status_code == 200
+    assert b"<strong>Pending</strong> 1" in page.content
+    detail = client.get(f"/admin/outbox/outboxmessage/{message.pk}/change/")
+    assert b"&quot;product_id&quot;" in detail.content  # formatted payload
+    assert client.get("/admin/outbox/outboxmessage/", {"q": str(product.pk)}).status_code == 200
+    response = client.post(
+        "/admin/outbox/outboxmessage/", {"action": "replay", "_selected_action": [message.pk]}, follow=True
+    )
+    assert b"Replayed 1 message(s)." in response.content
+    message.refresh_from_db()
+    assert message.status == Status.DISPATCHED  # the action drained it onto the queue

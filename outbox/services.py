@@ -388,3 +388,31 @@ def outbox_counts(*, stuck_after: int = 300) -> dict[str, int]:
         | Q(status=Status.DISPATCHED, dispatched_at__lt=now - timedelta(seconds=stuck_after))
     ).count()
     return {k: int(counts.get(k, 0)) for k in ("pending", "dispatched", "stuck", "dead")}
+
+
+def outbox_publish_many(
+    *, event_type: str, events: Sequence[tuple[tuple[str, object], int | None, dict[str, Any]]]
+) -> int:
+    """``publish`` for set-based writers: ``(aggregate, tenant_id, payload)``
+    rows in one INSERT and one NOTIFY, still in the caller's transaction."""
+    if not connection.in_atomic_block:
+        raise OutsideTransaction(f"outbox.publish_many({event_type!r}) outside transaction.atomic()")
+    now = timezone.now()
+    OutboxMessage.objects.bulk_create(
+        [
+            OutboxMessage(
+                event_type=event_type,
+                aggregate_type=aggregate[0],
+                aggregate_id=str(aggregate[1]),
+                tenant_id=tenant_id,
+                payload=payload,
+                created_at=now,
+                available_at=now,
+            )
+            for aggregate, tenant_id, payload in events
+        ],
+        batch_size=1000,
+    )
+    if events:
+        _notify()
+    return len(events)

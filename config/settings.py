@@ -183,6 +183,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
 }
 
+# --------------------------------------------------------------------------- providers
+# Standard Webhooks secret(s), "whsec_…"; several, space-separated, during rotation.
+PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+
 # --------------------------------------------------------------------------- security
 # Secure by default when DEBUG is off; each can be relaxed by env (e.g. behind
 # a TLS-terminating proxy that already redirects).

@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from orders.models import Order, OrderItem, Product
+from orders.models import Order, OrderItem, Payment, Product, WebhookEvent
+from orders.webhook_services import webhook_reprocess
 
 
 @admin.register(Product)
@@ -45,3 +48,31 @@ class OrderItemAdmin(admin.ModelAdmin[OrderItem]):
     search_fields = ("order__number", "product__sku")
     list_select_related = ("order", "product")
     raw_id_fields = ("order", "product")
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin[Payment]):
+    list_display = ("order", "provider", "kind", "amount", "currency", "mismatch", "needs_refund", "created_at")
+    list_filter = ("provider", "kind", "mismatch", "needs_refund")
+    search_fields = ("reference", "order__number")
+    list_select_related = ("order",)
+    raw_id_fields = ("order",)
+    readonly_fields = ("order", "provider", "reference", "kind", "amount", "currency", "mismatch", "created_at")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin[WebhookEvent]):
+    list_display = ("id", "provider", "type", "event_id", "status", "attempts", "received_at", "processed_at")
+    list_filter = ("provider", "status", "type")
+    search_fields = ("=event_id", "type")
+    date_hierarchy = "received_at"
+    actions = ["process_again"]
+    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Process again")
+    def process_again(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        count = webhook_reprocess(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Queued {count} event(s) for processing.", messages.SUCCESS)

@@ -3,3 +3,9 @@ from django.apps import AppConfig
 
 class OrdersConfig(AppConfig):
     name = "orders"
+
+    def ready(self) -> None:
+        from outbox.routes import route
+
+        # Stored webhook events are processed on the `high` queue (5 tries, backoff).
+        route("payment.webhook_received", "orders.webhook_services.handle_webhook_event", queue="high")

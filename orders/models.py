@@ -86,3 +86,65 @@ class OrderItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.product_id}"
+
+
+class Payment(models.Model):
+    """Money movement reported by a provider; one row per provider reference."""
+
+    class Kind(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        REFUNDED = "refunded", "Refunded"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(max_length=32)
+    reference = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    # Amount or currency did not match the order: recorded, order untouched.
+    mismatch = models.BooleanField(default=False)
+    # Money arrived for an order that was already released: refund it.
+    needs_refund = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "reference", "kind"], name="payment_provider_ref_unique")
+        ]
+        indexes = [
+            models.Index(fields=["needs_refund"], condition=Q(needs_refund=True), name="payment_needs_refund_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.kind} {self.amount} {self.currency} for order {self.order_id}"
+
+
+class WebhookEvent(models.Model):
+    """A provider's event, stored before anything else happens to it."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored (unknown type)"
+        FAILED = "failed", "Failed"
+
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # A provider's retry of the same event is recognised, not processed twice.
+            models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_provider_event_unique")
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="webhook_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.type} {self.event_id}"

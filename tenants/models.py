@@ -35,6 +35,9 @@ class Tenant(models.Model):
     category = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     approved_at = models.DateTimeField(null=True, blank=True)
+    # The tenant's own subscription to the platform, kept current by Stripe webhooks.
+    stripe_customer_id = models.CharField(max_length=64, blank=True, db_index=True)
+    subscription_status = models.CharField(max_length=16, blank=True)
 
     class Meta:
         indexes = [

@@ -1,0 +1,242 @@
+"""Payment webhooks over real HTTP (pytest-django's live server), signed with
+the standardwebhooks library and Stripe's documented scheme, processed by a
+real worker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from redis import Redis
+from standardwebhooks.webhooks import Webhook
+
+from orders.models import Order, Payment, WebhookEvent
+from orders.services import LineRequest, order_cancel, order_place
+from outbox.models import OutboxMessage
+from outbox.services import outbox_relay_drain
+from tests.factories import ProductFactory
+from tests.queueing.conftest import run_worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OLD_SECRET = "whsec_" + "c2VjcmV0LW9sZC1zZWNyZXQtb2xkLXNlY3JldA=="
+STRIPE_SECRET = "whsec_stripe_test_secret"
+
+
+@pytest.fixture(autouse=True)
+def _secrets(settings: Any) -> None:
+    settings.PAYMENT_WEBHOOK_SECRET = f"{OLD_SECRET} {SECRET}"
+    settings.STRIPE_WEBHOOK_SECRET = STRIPE_SECRET
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own live server
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _signed(body: bytes, *, secret: str = SECRET, msg_id: str | None = None, skew: int = 0) -> dict[str, str]:
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    stamp = datetime.now(UTC) + timedelta(seconds=skew)
+    signature = Webhook(secret).sign(msg_id=msg_id, timestamp=stamp, data=body.decode())
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(stamp.timestamp())), "webhook-signature": signature}
+
+
+def _envelope(order: Order, kind: str = "payment.succeeded", amount: str | None = None, currency: str = "USD") -> bytes:
+    data = {"order_id": order.pk, "amount": amount or str(order.total), "currency": currency}
+    return json.dumps({"type": kind, "timestamp": datetime.now(UTC).isoformat(), "data": data}).encode()
+
+
+def _order() -> Order:
+    product = ProductFactory.create(stock_quantity=10, price=Decimal("12.50"))
+    return order_place(tenant=product.tenant, customer_email="c@example.com", lines=[LineRequest(product.pk, 2)])
+
+
+def _process() -> None:
+    outbox_relay_drain()
+    assert run_worker("high", "--burst").returncode == 0
+
+
+def _nothing_stored() -> bool:
+    return (
+        not WebhookEvent.objects.exists()
+        and not OutboxMessage.objects.filter(event_type__startswith="payment").exists()
+    )
+
+
+def test_a_signed_payment_is_stored_then_processed_on_the_high_queue(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    body = _envelope(order)
+    status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
+    assert (status, answer["status"]) == (200, "stored")
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.RECEIVED and event.type == "payment.succeeded"
+    _process()
+    order.refresh_from_db()
+    event.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert event.status == WebhookEvent.Status.PROCESSED and event.last_error == "order paid"
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.currency, payment.mismatch, payment.needs_refund) == (
+        Decimal("25.00"),
+        "USD",
+        False,
+        False,
+    )
+
+
+def test_rotation_accepts_every_configured_secret(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    body = _envelope(order)
+    assert _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body, secret=OLD_SECRET))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    [
+        ("missing headers", lambda body, headers: (body, {})),
+        ("garbage signature", lambda body, headers: (body, {**headers, "webhook-signature": "v1,not-base64!!"})),
+        ("wrong secret", lambda body, headers: (body, _signed(body, secret="whsec_" + "d3Jvbmctc2VjcmV0"))),
+        ("one byte changed", lambda body, headers: (body.replace(b"USD", b"USE"), headers)),
+        ("301 s old", lambda body, headers: (body, _signed(body, skew=-301))),
+        ("301 s ahead", lambda body, headers: (body, _signed(body, skew=301))),
+        ("v0 only", lambda body, headers: (body, {**headers, "webhook-signature": "v0,abc"})),
+    ],
+)
+def test_bad_signatures_are_400_and_store_nothing(live_server: Any, redis_conn: Redis, case: str, mutate: Any) -> None:
+    order = _order()
+    body = _envelope(order)
+    body, headers = mutate(body, _signed(body))
+    status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, headers)
+    assert status == 400, (case, answer)
+    assert answer["error"]
+    assert _nothing_stored()
+
+
+def test_malformed_json_and_bad_envelopes_are_400(live_server: Any, redis_conn: Redis) -> None:
+    for body in (
+        b"{not json",
+        b"[1, 2]",
+        json.dumps({"type": "payment.succeeded", "data": {"order_id": "x"}}).encode(),
+    ):
+        status, _ = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
+        assert status == 400, body
+    assert _nothing_stored()
+
+
+def test_an_oversized_body_is_413(live_server: Any, redis_conn: Redis) -> None:
+    body = b'{"type": "payment.succeeded", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    status, _ = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
+    assert status == 413
+    assert _nothing_stored()
+
+
+def test_an_unknown_type_is_recorded_and_ignored(live_server: Any, redis_conn: Redis) -> None:
+    body = json.dumps({"type": "payment.disputed", "data": {}}).encode()
+    status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
+    assert status == 200 and answer["event"] == "ignored"
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
+    assert not OutboxMessage.objects.filter(event_type="payment.webhook_received").exists()
+
+
+def test_the_same_event_twenty_times_at_once_has_one_effect(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    body = _envelope(order)
+    headers = _signed(body)
+    results: list[int] = []
+    barrier = threading.Barrier(20)
+
+    def send() -> None:
+        barrier.wait()
+        results.append(_post(f"{live_server.url}/api/webhooks/payments/", body, headers)[0])
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 20
+    assert WebhookEvent.objects.count() == 1
+    _process()
+    assert Payment.objects.count() == 1
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+
+
+def test_an_amount_mismatch_is_recorded_and_the_order_stays_unpaid(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    body = _envelope(order, amount="1.00")
+    assert _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))[0] == 200
+    _process()
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PENDING
+    assert Payment.objects.get().mismatch is True
+
+
+def test_a_payment_for_a_released_order_is_flagged_for_refund(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    order_cancel(order_id=order.pk, reason="stale")
+    body = _envelope(order)
+    assert _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))[0] == 200
+    _process()
+    assert Order.objects.get(pk=order.pk).status == Order.Status.CANCELLED
+    assert Payment.objects.get().needs_refund is True
+
+
+def _stripe_headers(body: bytes, secret: str = STRIPE_SECRET, scheme: str = "v1") -> dict[str, str]:
+    stamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{stamp}.{body.decode()}".encode(), hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={stamp},{scheme}={digest}"}
+
+
+def _stripe_event(kind: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind, "data": {"object": obj}}
+    ).encode()
+
+
+def test_stripe_payment_intent_succeeded_pays_the_order(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    body = _stripe_event(
+        "payment_intent.succeeded",
+        {"id": "pi_123", "amount_received": 2500, "currency": "usd", "metadata": {"order_id": str(order.pk)}},
+    )
+    status, answer = _post(f"{live_server.url}/api/webhooks/stripe/", body, _stripe_headers(body))
+    assert (status, answer["status"]) == (200, "stored")
+    _process()
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    assert Payment.objects.get().reference == "pi_123"
+
+
+def test_stripe_rejects_v0_only_and_tampered_signatures(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    body = _stripe_event("payment_intent.succeeded", {"id": "pi_1", "amount_received": 2500, "currency": "usd",
+                                                      "metadata": {"order_id": str(order.pk)}})  # fmt: skip
+    for headers in (_stripe_headers(body, scheme="v0"), _stripe_headers(body, secret="whsec_wrong"), {}):
+        assert _post(f"{live_server.url}/api/webhooks/stripe/", body, headers)[0] == 400
+    assert _nothing_stored()
+
+
+def test_stripe_subscription_events_update_the_tenant(live_server: Any, redis_conn: Redis) -> None:
+    order = _order()
+    tenant = order.tenant
+    tenant.stripe_customer_id = "cus_42"
+    tenant.save(update_fields=["stripe_customer_id"])
+    for kind, expected in (("invoice.payment_failed", "past_due"), ("customer.subscription.deleted", "canceled")):
+        body = _stripe_event(kind, {"id": f"in_{kind}", "customer": "cus_42"})
+        assert _post(f"{live_server.url}/api/webhooks/stripe/", body, _stripe_headers(body))[0] == 200
+        _process()
+        tenant.refresh_from_db()
+        assert tenant.subscription_status == expected

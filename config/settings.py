@@ -189,6 +189,11 @@ PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 
+# Absolute links in e-mails (export ready, reports).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# Signed download links (/d/<token>/) live this long by default.
+DOWNLOAD_LINK_LIFETIME = env.int("DOWNLOAD_LINK_LIFETIME", default=24 * 3600)
+
 # --------------------------------------------------------------------------- security
 # Secure by default when DEBUG is off; each can be relaxed by env (e.g. behind
 # a TLS-terminating proxy that already redirects).

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from orders.models import Order, OrderItem, Payment, Product, WebhookEvent
+from orders.models import Order, OrderItem, Payment, Product, SalesExport, WebhookEvent
 from orders.webhook_services import webhook_reprocess
 
 
@@ -40,6 +40,28 @@ class OrderAdmin(admin.ModelAdmin[Order]):
     date_hierarchy = "created_at"
     readonly_fields = ("status", "total", "paid_at", "cancelled_at", "cancel_reason", "stock_restored_at")
     inlines = [OrderItemInline]
+    actions = ["export_sales"]
+
+    @admin.action(description="Export these orders' tenants' sales (last 30 days, XLSX)")
+    def export_sales(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from orders.exports import export_request
+        from tenants.models import Tenant
+
+        today = timezone.localdate()
+        tenants = Tenant.objects.filter(pk__in=queryset.values("tenant_id").distinct())
+        for tenant in tenants:
+            export_request(
+                tenant=tenant,
+                date_from=today - timedelta(days=30),
+                date_to=today,
+                email=getattr(request.user, "email", ""),
+                user_id=request.user.pk,
+            )
+        self.message_user(request, f"Queued {len(tenants)} export(s); progress under Sales exports.", messages.SUCCESS)
 
 
 @admin.register(OrderItem)
@@ -76,3 +98,13 @@ class WebhookEventAdmin(admin.ModelAdmin[WebhookEvent]):
     def process_again(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         count = webhook_reprocess(ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Queued {count} event(s) for processing.", messages.SUCCESS)
+
+
+@admin.register(SalesExport)
+class SalesExportAdmin(admin.ModelAdmin[SalesExport]):
+    list_display = ("id", "tenant", "date_from", "date_to", "format", "status", "rows_done", "rows_total", "created_at")
+    list_filter = ("status", "format")
+    search_fields = ("tenant__slug", "email")
+    list_select_related = ("tenant",)
+    raw_id_fields = ("tenant", "requested_by")
+    readonly_fields = ("status", "rows_done", "rows_total", "file", "error", "finished_at")

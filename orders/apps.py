@@ -9,3 +9,5 @@ class OrdersConfig(AppConfig):
 
         # Stored webhook events are processed on the `high` queue (5 tries, backoff).
         route("payment.webhook_received", "orders.webhook_services.handle_webhook_event", queue="high")
+        # Registers the "export" kind of signed download.
+        import orders.exports  # noqa: F401

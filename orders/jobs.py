@@ -17,3 +17,17 @@ def release_stale_orders(tenant_id: int | None = None, older_than_minutes: int =
     from orders.services import order_release_stale
 
     return order_release_stale(older_than=timedelta(minutes=older_than_minutes), tenant_id=tenant_id).released
+
+
+def _export_failed(exc: BaseException, tenant_id: int, export_id: int) -> None:
+    from orders.models import SalesExport
+
+    SalesExport.objects.filter(pk=export_id).update(status=SalesExport.Status.FAILED, error=str(exc)[:2000])
+
+
+@job(queue="default", timeout=1800, tries=2, backoff=[60], on_failure=_export_failed)
+def generate_sales_export(tenant_id: int, export_id: int) -> None:
+    """GenerateSalesExport: stream the tenant's orders into an XLSX/CSV file and e-mail the link."""
+    from orders.exports import export_generate
+
+    export_generate(tenant_id=tenant_id, export_id=export_id)

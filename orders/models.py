@@ -148,3 +148,43 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.type} {self.event_id}"
+
+
+class SalesExport(models.Model):
+    """A tenant's orders in a date range, as a file (GenerateSalesExport)."""
+
+    class Format(models.TextChoices):
+        XLSX = "xlsx", "Excel (XLSX)"
+        CSV = "csv", "CSV"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="exports")
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    email = models.EmailField(blank=True)
+    date_from = models.DateField()
+    date_to = models.DateField()
+    format = models.CharField(max_length=8, choices=Format.choices, default=Format.XLSX)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(default=0)
+    file = models.CharField(max_length=255, blank=True)  # path in default_storage
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="export_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} of {self.tenant_id} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return (
+            round(self.rows_done / self.rows_total, 4) if self.rows_total else (1.0 if self.status == "done" else 0.0)
+        )

@@ -1,0 +1,74 @@
+"""Tenant API for orders: sales exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.exports import export_request
+from orders.models import SalesExport
+from tenants.api import tenant_for
+from tenants.downloads import download_url
+
+
+class ExportRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    format = serializers.ChoiceField(choices=SalesExport.Format.choices, default=SalesExport.Format.XLSX)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["date_from"] > attrs["date_to"]:
+            raise serializers.ValidationError("date_from must not be after date_to")
+        return attrs
+
+
+def _status(request: Request, export: SalesExport) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": export.pk,
+        "status": export.status,
+        "format": export.format,
+        "date_from": export.date_from,
+        "date_to": export.date_to,
+        "rows_done": export.rows_done,
+        "rows_total": export.rows_total,
+        "progress": export.progress,
+        "status_url": request.build_absolute_uri(reverse("api-export-detail", args=[export.pk])),
+    }
+    if export.status == SalesExport.Status.DONE:
+        link = download_url(kind="export", object_id=export.pk, tenant_id=export.tenant_id)
+        body["download_url"] = request.build_absolute_uri(link)
+    if export.status == SalesExport.Status.FAILED:
+        body["error"] = export.error
+    return body
+
+
+class ExportListView(APIView):
+    """``POST /api/exports/``: request an export (202 with a status URL)."""
+
+    def post(self, request: Request) -> Response:
+        tenant = tenant_for(request)
+        serializer = ExportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        export = export_request(
+            tenant=tenant,
+            date_from=serializer.validated_data["date_from"],
+            date_to=serializer.validated_data["date_to"],
+            fmt=serializer.validated_data["format"],
+            email=getattr(request.user, "email", ""),
+            user_id=request.user.pk,
+        )
+        return Response(_status(request, export), status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetailView(APIView):
+    """``GET /api/exports/<id>/``: status, progress and, when ready, the download URL."""
+
+    def get(self, request: Request, export_id: int) -> Response:
+        export = get_object_or_404(SalesExport, pk=export_id, tenant=tenant_for(request))
+        return Response(_status(request, export))

@@ -1,0 +1,158 @@
+"""GenerateSalesExport: a tenant's orders in a date range, XLSX or CSV.
+
+Rows stream from PostgreSQL in chunks (a server-side cursor) into openpyxl's
+write-only workbook (or the csv module), written to a temporary file and then
+stored through Django's storage API: memory stays flat whatever the size.
+Progress (rows done / total) is written to the export row every chunk.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Order, SalesExport
+from tenants.downloads import Download, download_url, register_download
+from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2000
+COLUMNS = ["Number", "Created at", "Status", "Customer e-mail", "Total", "Currency", "Paid at", "Items"]
+
+
+def export_request(
+    *, tenant: Tenant, date_from: date, date_to: date, fmt: str = "xlsx", email: str = "", user_id: int | None = None
+) -> SalesExport:
+    """Record the request and dispatch the job after commit."""
+    from orders.jobs import generate_sales_export
+
+    if date_from > date_to:
+        raise ValueError("date_from is after date_to")
+    if fmt not in SalesExport.Format.values:
+        raise ValueError(f"format must be one of {', '.join(SalesExport.Format.values)}")
+    with transaction.atomic():
+        export = SalesExport.objects.create(
+            tenant=tenant, date_from=date_from, date_to=date_to, format=fmt, email=email, requested_by_id=user_id
+        )
+        generate_sales_export.dispatch(tenant.pk, export.pk)
+    return export
+
+
+def _window(export: SalesExport) -> tuple[datetime, datetime]:
+    tz = timezone.get_current_timezone()
+    start = datetime.combine(export.date_from, time.min, tzinfo=tz)
+    return start, datetime.combine(export.date_to + timedelta(days=1), time.min, tzinfo=tz)
+
+
+def _rows(export: SalesExport) -> Any:
+    start, end = _window(export)
+    from django.db.models import Count
+
+    return (
+        Order.objects.filter(tenant_id=export.tenant_id, created_at__gte=start, created_at__lt=end)
+        .order_by("created_at", "id")
+        .annotate(item_count=Count("items"))
+        .values_list("number", "created_at", "status", "customer_email", "total", "currency", "paid_at", "item_count")
+    )
+
+
+def export_generate(*, tenant_id: int, export_id: int) -> SalesExport | None:
+    """Build the file. A deleted export (or another tenant's id) is a no-op."""
+    export = SalesExport.objects.filter(pk=export_id, tenant_id=tenant_id).first()
+    if export is None:
+        return None
+    rows = _rows(export)
+    total = rows.count()
+    SalesExport.objects.filter(pk=export.pk).update(status=SalesExport.Status.RUNNING, rows_total=total, rows_done=0)
+    suffix = f".{export.format}"
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+        path = tmp.name
+    try:
+        done = _write(export.format, path, rows.iterator(chunk_size=CHUNK), export.pk)
+        name = f"exports/{tenant_id}/sales-{export.pk}-{export.date_from}-{export.date_to}{suffix}"
+        with open(path, "rb") as fh:
+            stored = default_storage.save(name, File(fh))
+    finally:
+        os.unlink(path)
+    SalesExport.objects.filter(pk=export.pk).update(
+        status=SalesExport.Status.DONE, rows_done=done, file=stored, finished_at=timezone.now()
+    )
+    export.refresh_from_db()
+    _notify(export)
+    return export
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # Excel has no time zones: write local wall time, naive.
+        return timezone.localtime(value).replace(tzinfo=None)
+    return value
+
+
+def _write(fmt: str, path: str, rows: Any, export_id: int) -> int:
+    done = 0
+
+    def progress() -> None:
+        SalesExport.objects.filter(pk=export_id).update(rows_done=done)
+
+    if fmt == "csv":
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            for row in rows:
+                writer.writerow([_cell(v) for v in row])
+                done += 1
+                if done % CHUNK == 0:
+                    progress()
+        return done
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Sales")
+    sheet.append(COLUMNS)
+    for row in rows:
+        sheet.append([_cell(v) for v in row])
+        done += 1
+        if done % CHUNK == 0:
+            progress()
+    workbook.save(path)
+    return done
+
+
+def _notify(export: SalesExport) -> None:
+    recipient = export.email or (export.requested_by.email if export.requested_by else "")
+    if not recipient:
+        return
+    link = download_url(kind="export", object_id=export.pk, tenant_id=export.tenant_id)
+    base = settings.SITE_URL.rstrip("/")
+    send_mail(
+        subject=f"Your sales export ({export.date_from} – {export.date_to}) is ready",
+        message=f"{export.rows_done} orders. Download (valid 24 hours): {base}{link}\n",
+        from_email=None,
+        recipient_list=[recipient],
+    )
+
+
+def _resolve(object_id: int, tenant_id: int) -> Download | None:
+    export = SalesExport.objects.filter(pk=object_id, tenant_id=tenant_id, status=SalesExport.Status.DONE).first()
+    if export is None or not export.file:
+        return None
+    content_type = (
+        "text/csv" if export.format == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    return Download(path=export.file, filename=os.path.basename(export.file), content_type=content_type)
+
+
+register_download("export", _resolve)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from orders.api import ExportDetailView, ExportListView
+from orders.api import ExportDetailView, ExportListView, ProductImageView
 from orders.webhooks import PaymentWebhookView, StripeWebhookView
 from tenants.downloads import signed_download
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/webhooks/stripe/", StripeWebhookView.as_view(), name="webhook-stripe"),
     path("api/exports/", ExportListView.as_view(), name="api-exports"),
     path("api/exports/<int:export_id>/", ExportDetailView.as_view(), name="api-export-detail"),
+    path("api/products/<int:product_id>/image/", ProductImageView.as_view(), name="api-product-image"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("d/<str:token>/", signed_download, name="signed-download"),

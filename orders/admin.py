@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -13,8 +15,16 @@ class ProductAdmin(admin.ModelAdmin[Product]):
     search_fields = ("sku", "name", "tenant__slug")
     list_select_related = ("tenant",)
     raw_id_fields = ("tenant",)
-    # Stock moves only through order services; editing it here would bypass them.
     readonly_fields = ("blurhash", "created_at")
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if "image" in form.changed_data and obj.image:
+            # The upload returns at once; the placeholder is computed in the background.
+            from orders.jobs import generate_product_blurhash
+
+            Product.objects.filter(pk=obj.pk).update(blurhash="")
+            generate_product_blurhash.dispatch(obj.tenant_id, obj.pk)
 
 
 class OrderItemInline(admin.TabularInline[OrderItem, Order]):

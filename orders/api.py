@@ -7,12 +7,14 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.exports import export_request
-from orders.models import SalesExport
+from orders.media import InvalidImage, product_set_image
+from orders.models import Product, SalesExport
 from tenants.api import tenant_for
 from tenants.downloads import download_url
 
@@ -72,3 +74,27 @@ class ExportDetailView(APIView):
     def get(self, request: Request, export_id: int) -> Response:
         export = get_object_or_404(SalesExport, pk=export_id, tenant=tenant_for(request))
         return Response(_status(request, export))
+
+
+class ProductImageView(APIView):
+    """``PUT /api/products/<id>/image/`` (multipart, field ``image``): stored at once,
+    BlurHash computed in the background."""
+
+    parser_classes = [MultiPartParser]
+
+    def put(self, request: Request, product_id: int) -> Response:
+        product = get_object_or_404(Product, pk=product_id, tenant=tenant_for(request))
+        upload = request.FILES.get("image")
+        if upload is None:
+            return Response({"image": ["send the file in the multipart field 'image'"]}, status=400)
+        try:
+            product_set_image(product=product, upload=upload)
+        except InvalidImage as exc:
+            return Response({"image": [str(exc)]}, status=400)
+        return Response(
+            {
+                "id": product.pk,
+                "image": request.build_absolute_uri(product.image.url),
+                "blurhash": product.blurhash or None,
+            }
+        )

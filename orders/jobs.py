@@ -31,3 +31,11 @@ def generate_sales_export(tenant_id: int, export_id: int) -> None:
     from orders.exports import export_generate
 
     export_generate(tenant_id=tenant_id, export_id=export_id)
+
+
+@job(queue="default", timeout=120, tries=1)
+def generate_product_blurhash(tenant_id: int, product_id: int) -> str | None:
+    """GenerateProductBlurhash: placeholder for a product image, after the upload returned."""
+    from orders.media import product_compute_blurhash
+
+    return product_compute_blurhash(tenant_id=tenant_id, product_id=product_id)

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.worker_throughput", "bench.outbox", "bench.seed_orders"]
+BENCHMARKS = ["bench.worker_throughput", "bench.outbox", "bench.commerce", "bench.seed_orders"]
 
 
 def main() -> int:

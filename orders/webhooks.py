@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,6 +37,10 @@ def _error(status: int, message: str) -> Response:
 class _WebhookView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    # Machines call this: JSON only, no content negotiation or browsable API,
+    # no throttling (providers retry on their own schedule).
+    renderer_classes = [JSONRenderer]
+    throttle_classes: list[Any] = []
     provider = ""
 
     def post(self, request: Request) -> Response:

@@ -3,18 +3,20 @@ message that will process it) and processing (on the ``high`` queue)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 import outbox
 from orders.models import Order, Payment, WebhookEvent
 from orders.services import OrderNotPending, order_mark_paid
 from outbox.routes import Event
+from outbox.services import outbox_insert_and_publish
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +99,29 @@ def webhook_receive(
     ``created=False`` and changes nothing.
     """
     known = event_type in KNOWN_TYPES.get(provider, set())
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                provider=provider,
-                event_id=event_id,
-                type=event_type,
-                payload=payload,
-                status=WebhookEvent.Status.RECEIVED if known else WebhookEvent.Status.IGNORED,
-            )
-            if known:
-                outbox.publish(PROCESS_EVENT, {"webhook_event_id": event.pk}, aggregate=("webhook_event", event.pk))
-    except IntegrityError:
-        existing = WebhookEvent.objects.get(provider=provider, event_id=event_id)
-        return existing, False
-    return event, True
+    status = WebhookEvent.Status.RECEIVED if known else WebhookEvent.Status.IGNORED
+    insert = (
+        "INSERT INTO orders_webhookevent (provider, event_id, type, payload, received_at, status, attempts, last_error)"
+        " VALUES (%s, %s, %s, %s::jsonb, now(), %s, 0, '') ON CONFLICT (provider, event_id) DO NOTHING"
+        " RETURNING id, status"
+    )
+    params = [provider, event_id, event_type, json.dumps(payload), status]
+    # One statement, one round trip: event row + (known types) outbox message + NOTIFY.
+    if known:
+        rows = outbox_insert_and_publish(
+            insert_sql=insert,
+            params=params,
+            event_type=PROCESS_EVENT,
+            aggregate_type="webhook_event",
+            payload_key="webhook_event_id",
+        )
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(insert, params)
+            rows = cursor.fetchall()
+    if not rows:  # the provider retrying: already stored
+        return WebhookEvent.objects.get(provider=provider, event_id=event_id), False
+    return WebhookEvent(pk=rows[0][0], provider=provider, event_id=event_id, type=event_type, status=rows[0][1]), True
 
 
 def handle_webhook_event(event: Event) -> None:

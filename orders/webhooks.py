@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 
 
+def _reject_constant(name: str) -> Any:
+    raise InvalidWebhook(f"JSON constant {name} is not allowed")
+
+
+def _json(raw: bytes) -> Any:
+    """Strict JSON: NaN/Infinity (which PostgreSQL's jsonb refuses) are a 400, not a 503."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
 def _error(status: int, message: str) -> Response:
     return Response({"error": message}, status=status)
 
@@ -93,7 +102,7 @@ class PaymentWebhookView(_WebhookView):
                 raise InvalidWebhook(reason)
         else:
             raise InvalidWebhook(reason)
-        body = json.loads(raw)
+        body = _json(raw)
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             raise InvalidWebhook("expected a JSON object with a string 'type'")
         if body["type"] in KNOWN_TYPES["standard"]:
@@ -118,7 +127,7 @@ class StripeWebhookView(_WebhookView):
             )
         except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
             raise InvalidWebhook(f"signature verification failed: {exc}") from None
-        body = json.loads(raw)
+        body = _json(raw)
         if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(body.get("type"), str):
             raise InvalidWebhook("expected a Stripe event object with 'id' and 'type'")
         return body["id"], body["type"], body

@@ -132,6 +132,7 @@ def test_malformed_json_and_bad_envelopes_are_400(live_server: Any, redis_conn: 
         b"{not json",
         b"[1, 2]",
         json.dumps({"type": "payment.succeeded", "data": {"order_id": "x"}}).encode(),
+        b'{"type": "payment.disputed", "data": {"amount": NaN}}',  # jsonb would refuse it: a 400, not a 503
     ):
         status, _ = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
         assert status == 400, body

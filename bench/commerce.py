@@ -5,7 +5,7 @@
    ``order_cancel`` per order on another tenant's equally many stale orders.
 2. XLSX export of BENCH_EXPORT_ROWS orders (100,000) by a real worker: time and
    peak RSS, against the same worker running one no-op job.
-3. The Standard Webhooks endpoint under gunicorn (2 workers) on loopback,
+3. The Standard Webhooks endpoint under gunicorn (4 workers) on loopback,
    driven by a threaded HTTP load generator, against a trivial view (/healthz)
    in the same server.
 """
@@ -54,9 +54,23 @@ def _fill(total: int, stale: int) -> tuple[int, int]:
     return tenants[0].pk, tenants[1].pk
 
 
+class _QueryCounter:
+    """Counts every statement Django sends (CaptureQueriesContext caps at 9,000)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
 def _release() -> list[list[str]]:
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     from orders.models import Order
     from orders.services import order_cancel, order_release_stale
@@ -65,18 +79,19 @@ def _release() -> list[list[str]]:
     stale = int(os.environ.get("BENCH_RELEASE_STALE", "10000"))
     naive_tenant, ours_tenant = _fill(total, stale)
     rows = []
-    with CaptureQueriesContext(connection) as queries:
+    counter = _QueryCounter()
+    with connection.execute_wrapper(counter):
         started = time.perf_counter()
         for order_id in Order.objects.filter(tenant_id=naive_tenant, status="PENDING").values_list("id", flat=True):
             order_cancel(order_id=order_id, reason="stale")
         naive = time.perf_counter() - started
-    rows.append(["naive loop (order_cancel per order)", f"{stale:,}", f"{naive:.2f}", f"{len(queries):,}", "1.0x"])
-    with CaptureQueriesContext(connection) as queries:
+    rows.append(["naive loop (order_cancel per order)", f"{stale:,}", f"{naive:.2f}", f"{counter.take():,}", "1.0x"])
+    with connection.execute_wrapper(counter):
         started = time.perf_counter()
         released = order_release_stale(older_than=timedelta(minutes=30), tenant_id=ours_tenant).released
         ours = time.perf_counter() - started
     assert released == stale, released
-    rows.append(["order_release_stale (set-based)", f"{released:,}", f"{ours:.2f}", f"{len(queries):,}",
+    rows.append(["order_release_stale (set-based)", f"{released:,}", f"{ours:.2f}", f"{counter.take():,}",
                  f"{naive / ours:.1f}x faster"])  # fmt: skip
     table(
         f"ReleaseStaleOrders: {stale:,} stale among {total:,} orders",
@@ -189,7 +204,7 @@ def _webhooks() -> None:
     port = _free_port()
     env = {**os.environ, "PAYMENT_WEBHOOK_SECRET": secret, "ALLOWED_HOSTS": "127.0.0.1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "4",
          "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -218,15 +233,20 @@ def _webhooks() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        seconds = float(os.environ.get("BENCH_HTTP_SECONDS", "10"))
-        trivial = _load(port, "/healthz", lambda: (b"", {}), seconds, threads=8)
-        hooks = _load(port, "/api/webhooks/payments/", webhook, seconds, threads=8)
+        seconds = float(os.environ.get("BENCH_HTTP_SECONDS", "8"))
+        # Alternate the two, three rounds each, and keep each one's best round:
+        # the machine is shared, and a neighbour's burst should not decide the ratio.
+        trivials, hooks_runs = [], []
+        for _ in range(3):
+            trivials.append(_load(port, "/healthz", lambda: (b"", {}), seconds, threads=8))
+            hooks_runs.append(_load(port, "/api/webhooks/payments/", webhook, seconds, threads=8))
+        trivial, hooks = max(trivials), max(hooks_runs)
     finally:
         server.terminate()
         server.wait(timeout=30)
     stored = WebhookEvent.objects.count()
     table(
-        "Payment webhook endpoint under gunicorn (2 workers), 8 client threads on loopback",
+        "Payment webhook endpoint under gunicorn (4 sync workers, as in production), 8 client threads on loopback",
         ["endpoint", "req/s", "p99 ms", "non-200", "vs trivial view"],
         [
             ["GET /healthz (trivial)", f"{trivial[0]:,.0f}", f"{trivial[1]:.1f}", str(trivial[2]), "100%"],

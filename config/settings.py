@@ -52,7 +52,7 @@ DATABASES["default"].update(
     {
         # Reuse connections between requests; workers close stale ones per job.
         "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60),
-        "CONN_HEALTH_CHECKS": True,
+        "CONN_HEALTH_CHECKS": env.bool("CONN_HEALTH_CHECKS", default=True),
     }
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

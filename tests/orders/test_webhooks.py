@@ -241,3 +241,23 @@ def test_stripe_subscription_events_update_the_tenant(live_server: Any, redis_co
         _process()
         tenant.refresh_from_db()
         assert tenant.subscription_status == expected
+
+
+def test_database_errors_answer_503_so_the_provider_retries(
+    live_server: Any, redis_conn: Redis, monkeypatch: Any
+) -> None:
+    """Unit-level: the store step raises what psycopg raises when PostgreSQL is down.
+    (A real outage belongs to the chaos suite.)"""
+    from django.db import OperationalError
+
+    import orders.webhooks
+
+    def down(**_: Any) -> None:
+        raise OperationalError("connection to server on socket failed: No such file or directory")
+
+    monkeypatch.setattr(orders.webhooks, "webhook_receive", down)
+    order = _order()
+    body = _envelope(order)
+    status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
+    assert status == 503 and "retry later" in answer["error"]
+    assert _nothing_stored()

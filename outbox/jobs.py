@@ -33,20 +33,11 @@ def relay_safety_net() -> int:
 
 @job(timeout=600, unique_for=600)
 def coroner() -> dict[str, int]:
-    """Every 5 minutes: send pending and lost messages again; log an alert if any were stuck."""
-    import logging
+    """Every 5 minutes: send lost messages again, drain long-pending ones; logs an error if any were stuck."""
+    from outbox.services import outbox_coroner_run
 
-    from outbox.services import outbox_find_stuck, outbox_redispatch_lost, outbox_relay_drain
-
-    report = outbox_find_stuck()
-    counts = {"pending": len(report.pending), "lost": len(report.lost), "dead": len(report.dead)}
-    if report.anything:
-        logging.getLogger("outbox.coroner").error("outbox stuck: %s", counts)
-    if report.lost:
-        outbox_redispatch_lost(seen=report.lost)
-    if report.pending or report.lost:
-        outbox_relay_drain()  # pending ones: the relay is evidently not keeping up
-    return counts
+    report = outbox_coroner_run(redispatch=True)
+    return {"pending": len(report.pending), "lost": len(report.lost), "dead": len(report.dead)}
 
 
 @job(timeout=3600, unique_for=3600)

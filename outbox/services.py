@@ -227,6 +227,8 @@ class StuckReport:
     pending: list[OutboxMessage] = field(default_factory=list)
     lost: list[OutboxMessage] = field(default_factory=list)
     dead: list[OutboxMessage] = field(default_factory=list)
+    redispatched: int = 0
+    relayed: int = 0
 
     @property
     def anything(self) -> bool:
@@ -269,6 +271,21 @@ def outbox_find_stuck(*, pending_after: int = 60, dispatched_after: int = 300, l
                 report.lost.append(message)
             index += count
     report.dead = list(OutboxMessage.objects.filter(status=Status.DEAD).order_by("id")[:limit])
+    return report
+
+
+def outbox_coroner_run(*, pending_after: int = 60, dispatched_after: int = 300, redispatch: bool) -> StuckReport:
+    """The coroner's pass (command and scheduled job): find stuck messages, log
+    an error when there are any, and with ``redispatch`` send the lost ones
+    again and drain the long-pending ones."""
+    report = outbox_find_stuck(pending_after=pending_after, dispatched_after=dispatched_after)
+    if report.anything:
+        log.error(
+            "outbox coroner: %d pending, %d lost, %d dead", len(report.pending), len(report.lost), len(report.dead)
+        )
+    if redispatch and (report.pending or report.lost):
+        report.redispatched = outbox_redispatch_lost(seen=report.lost)
+        report.relayed = outbox_relay_drain()
     return report
 
 

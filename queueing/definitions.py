@@ -121,6 +121,12 @@ class JobDefinition(Generic[P, R]):
         other.queue = queue
         return other
 
+    def unique_lock_key(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+        """The Redis key of this dispatch's unique lock."""
+        from queueing.keys import unique_lock
+
+        return unique_lock(self.name, self.lock_key(args, kwargs))
+
     # Dispatching lives in queueing.dispatch; these are the ergonomic entry points.
     def dispatch(
         self,

@@ -63,20 +63,26 @@ def check_json(definition: JobDefinition[Any, Any], args: Sequence[Any], kwargs:
             ) from None
 
 
+FAILURE_TTL = 7 * 24 * 3600  # RQ's failed registry keeps a week, like the ledger's default view
+
+
+def _job_options(definition: JobDefinition[Any, Any], job_id: str) -> dict[str, Any]:
+    """The RQ job options a definition implies; one place for create_job and prepare_data."""
+    retries = (definition.tries or 1) - 1
+    return {
+        "timeout": definition.timeout,
+        "result_ttl": definition.result_ttl,
+        "failure_ttl": FAILURE_TTL,
+        "job_id": job_id,
+        "retry": Retry(max=retries, interval=backoff_delays(definition.backoff, retries)) if retries else None,
+        "meta": {"tries": definition.tries} if definition.tries else None,
+    }
+
+
 def _build(
     definition: JobDefinition[Any, Any], queue: Queue, args: Sequence[Any], kwargs: dict[str, Any], job_id: str
 ) -> Job:
-    return queue.create_job(
-        definition.name,
-        args=list(args),
-        kwargs=kwargs,
-        timeout=definition.timeout,
-        result_ttl=definition.result_ttl,
-        failure_ttl=7 * 24 * 3600,
-        job_id=job_id,
-        retry=_retry_for(definition),
-        meta={"tries": definition.tries} if definition.tries else None,
-    )
+    return queue.create_job(definition.name, args=list(args), kwargs=kwargs, **_job_options(definition, job_id))
 
 
 def _enqueue_now(
@@ -90,8 +96,7 @@ def _enqueue_now(
     if definition.is_unique:
         holder = unique.acquire(
             queue.connection,
-            job_name=definition.name,
-            unique_key=definition.lock_key(args, kwargs),
+            lock=definition.unique_lock_key(args, kwargs),
             job_id=job_id,
             seconds=int(definition.unique_for or 0),
         )
@@ -139,7 +144,7 @@ def _enqueue_chunk(definition: JobDefinition[Any, Any], calls: list[tuple[str, S
         with conn.pipeline(transaction=False) as pipe:
             for job_id, args in calls:
                 pipe.set(
-                    unique_lock_key(definition, args),
+                    definition.unique_lock_key(args, {}),
                     job_id,
                     nx=True,
                     ex=int(definition.unique_for or 0),
@@ -155,34 +160,13 @@ def _enqueue_chunk(definition: JobDefinition[Any, Any], calls: list[tuple[str, S
         calls = winners
     with conn.pipeline() as pipe:
         datas = [
-            Queue.prepare_data(
-                definition.name,
-                args=list(args),
-                kwargs={},
-                timeout=definition.timeout,
-                result_ttl=definition.result_ttl,
-                failure_ttl=7 * 24 * 3600,
-                job_id=job_id,
-                retry=_retry_for(definition),
-                meta={"tries": definition.tries} if definition.tries else None,
-            )
+            Queue.prepare_data(definition.name, args=list(args), kwargs={}, **_job_options(definition, job_id))
             for job_id, args in calls
         ]
         queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
     results.extend(Dispatch(job_id, definition.name, definition.queue, "queued") for job_id, _ in calls)
     return results
-
-
-def unique_lock_key(definition: JobDefinition[Any, Any], args: Sequence[Any]) -> str:
-    from queueing import keys
-
-    return keys.unique_lock(definition.name, definition.lock_key(args, {}))
-
-
-def _retry_for(definition: JobDefinition[Any, Any]) -> Retry | None:
-    retries = (definition.tries or 1) - 1
-    return Retry(max=retries, interval=backoff_delays(definition.backoff, retries)) if retries else None
 
 
 def dispatch_many(
@@ -219,17 +203,7 @@ def enqueue_batch(items: Sequence[tuple[JobDefinition[Any, Any], Sequence[Any], 
     for definition, args, job_id in items:
         check_json(definition, args, {})
         by_queue.setdefault(definition.queue, []).append(
-            Queue.prepare_data(
-                definition.name,
-                args=list(args),
-                kwargs={},
-                timeout=definition.timeout,
-                result_ttl=definition.result_ttl,
-                failure_ttl=7 * 24 * 3600,
-                job_id=job_id,
-                retry=_retry_for(definition),
-                meta={"tries": definition.tries} if definition.tries else None,
-            )
+            Queue.prepare_data(definition.name, args=list(args), kwargs={}, **_job_options(definition, job_id))
         )
     if not by_queue:
         return

@@ -106,7 +106,7 @@ def settle(
     if definition is not None and definition.is_unique and not definition.unique_until_processing:
         unique.release(
             job.connection,
-            lock_key=keys.unique_lock(definition.name, definition.lock_key(job.args, job.kwargs)),
+            lock_key=definition.unique_lock_key(job.args, job.kwargs),
             job_id=job.id,
         )
     log.error(

@@ -20,9 +20,8 @@ class UniqueLock:
     ttl: int
 
 
-def acquire(conn: Redis, *, job_name: str, unique_key: str, job_id: str, seconds: int) -> str | None:
+def acquire(conn: Redis, *, lock: str, job_id: str, seconds: int) -> str | None:
     """Take the lock for ``job_id``; on failure return the id of the job holding it."""
-    lock = keys.unique_lock(job_name, unique_key)
     if conn.set(lock, job_id, nx=True, ex=seconds):
         return None
     holder = conn.get(lock)

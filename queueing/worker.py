@@ -303,7 +303,7 @@ class VitoWorker(SimpleWorker):
             pipe.hincrby(self.key, "successful_job_count", 1)
             pipe.hincrbyfloat(self.key, "total_working_time", elapsed)
             if definition is not None and definition.is_unique and not definition.unique_until_processing:
-                scripts.release_in(pipe, self._unique_key(definition, job), job.id)
+                scripts.release_in(pipe, definition.unique_lock_key(job.args, job.kwargs), job.id)
             pipe.execute()
         log.info("%s %s done in %.1f ms", job.func_name, job.id, elapsed * 1000)
 
@@ -341,11 +341,8 @@ class VitoWorker(SimpleWorker):
             pipe.execute()
         log.info("%s %s %s", job.func_name, job.id, release)
 
-    def _unique_key(self, definition: JobDefinition[Any, Any], job: Job) -> str:
-        return keys.unique_lock(definition.name, definition.lock_key(job.args, job.kwargs))
-
     def _release_unique(self, definition: JobDefinition[Any, Any], job: Job) -> None:
-        unique.release(self.connection, lock_key=self._unique_key(definition, job), job_id=job.id)
+        unique.release(self.connection, lock_key=definition.unique_lock_key(job.args, job.kwargs), job_id=job.id)
 
     # ------------------------------------------------------------------ heartbeat thread
 

@@ -8,7 +8,6 @@ monitoring; on the schedule every 5 minutes with ``--redispatch``.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -16,9 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
-from outbox.services import outbox_find_stuck, outbox_redispatch_lost, outbox_relay_drain
-
-log = logging.getLogger("outbox.coroner")
+from outbox.services import outbox_coroner_run
 
 
 class Command(BaseCommand):
@@ -31,7 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=20, help="rows shown per kind (default %(default)s)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = outbox_find_stuck(pending_after=options["pending_after"], dispatched_after=options["dispatched_after"])
+        report = outbox_coroner_run(
+            pending_after=options["pending_after"],
+            dispatched_after=options["dispatched_after"],
+            redispatch=options["redispatch"],
+        )
         now = timezone.now()
         for label, rows, stamp in (
             ("pending (relay not running?)", report.pending, "available_at"),
@@ -42,14 +43,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{label}: {len(rows)}" + (f" (oldest {oldest:.0f}s)" if rows else ""))
             for row in rows[: options["limit"]]:
                 self._row(row)
-        if report.anything:
-            log.error(
-                "outbox coroner: %d pending, %d lost, %d dead", len(report.pending), len(report.lost), len(report.dead)
-            )
         if options["redispatch"] and (report.pending or report.lost):
-            count = outbox_redispatch_lost(seen=report.lost)
-            moved = outbox_relay_drain()  # also takes the long-pending ones
-            self.stdout.write(f"Redispatched {count} lost message(s); relay moved {moved}.")
+            self.stdout.write(f"Redispatched {report.redispatched} lost message(s); relay moved {report.relayed}.")
         if report.anything:
             sys.exit(1)
 

@@ -43,9 +43,20 @@ class NotJSONArgument(TypeError):
     pass
 
 
+_queues: dict[str, Queue] = {}
+
+
 def get_queue(name: str) -> Queue:
-    # "auto": we defer to commit ourselves, so the queue must not defer again.
-    return django_rq.get_queue(name, commit_mode="auto")
+    """The queue ``name``, one instance per process.
+
+    django-rq builds a new Redis client (and connection pool) on every call, so
+    each dispatch would open a connection and ask the server's version again;
+    redis-py's pool is thread-safe and resets itself after a fork.
+    """
+    if name not in _queues:
+        # "auto": we defer to commit ourselves, so the queue must not defer again.
+        _queues[name] = django_rq.get_queue(name, commit_mode="auto")
+    return _queues[name]
 
 
 def check_json(definition: JobDefinition[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -43,12 +44,24 @@ def _error(status: int, message: str) -> Response:
     return Response({"error": message}, status=status)
 
 
+class _JSONOnly(BaseContentNegotiation):
+    """Webhook senders are machines that read the status code: always answer
+    JSON, without parsing their Accept header on every delivery."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
 class _WebhookView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     # Machines call this: JSON only, no content negotiation or browsable API,
     # no throttling (providers retry on their own schedule).
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = _JSONOnly
     throttle_classes: list[Any] = []
     provider = ""
 
@@ -64,7 +77,7 @@ class _WebhookView(APIView):
         except (InvalidWebhook, json.JSONDecodeError) as exc:
             return _error(400, str(exc))
         try:
-            event, created = webhook_receive(
+            received = webhook_receive(
                 provider=self.provider, event_id=event_id, event_type=event_type, payload=payload
             )
         except (OperationalError, InterfaceError) as exc:
@@ -73,7 +86,7 @@ class _WebhookView(APIView):
         except DatabaseError as exc:
             log.error("webhook %s %s not stored: %s", self.provider, event_id, exc)
             return _error(503, "temporarily unable to store the event; retry later")
-        return Response({"status": "stored" if created else "duplicate", "event": event.status})
+        return Response({"status": "stored" if received.created else "duplicate", "event": received.status})
 
     def verify(self, request: Request, raw: bytes) -> tuple[str, str, dict[str, Any]]:
         raise NotImplementedError

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from redis import Redis
 from standardwebhooks.webhooks import Webhook
@@ -261,3 +262,26 @@ def test_database_errors_answer_503_so_the_provider_retries(
     status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
     assert status == 503 and "retry later" in answer["error"]
     assert _nothing_stored()
+
+
+def test_intake_survives_a_dropped_database_connection(redis_conn: Redis) -> None:
+    """Intake skips Django's per-request health check; a connection PostgreSQL
+    dropped since the last request (a restart) is replaced, not answered 503.
+    (The live server closes its connections after every request, so this
+    drives the service on this thread's kept connection.)"""
+    from django.db import connection
+
+    from orders.webhook_services import webhook_receive
+
+    order = _order()
+    connection.ensure_connection()
+    doomed = connection.connection.info.backend_pid
+    with psycopg.connect(connection.connection.info.dsn, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [doomed])  # what a PostgreSQL restart does
+    received = webhook_receive(
+        provider="standard", event_id="msg_after_restart", event_type="payment.failed",
+        payload=json.loads(_envelope(order, kind="payment.failed")),
+    )  # fmt: skip
+    assert received.created and connection.connection.info.backend_pid != doomed
+    assert WebhookEvent.objects.filter(event_id="msg_after_restart").count() == 1
+    assert OutboxMessage.objects.filter(event_type="payment.webhook_received").count() == 1

@@ -1,0 +1,81 @@
+"""A small HTTP load generator for loopback benchmarks.
+
+Why not http.client in threads: on a 2-core machine the generator competes
+with the server for the CPU, and http.client's parsing (plus building and
+signing each request inside the timed loop) cost more client CPU per request
+than a trivial Django view costs the server — the generator then measures
+itself. Here every request is built as raw bytes *before* the clock starts,
+and a response is read only as far as its status line.
+
+gunicorn's sync workers close the connection after each response (they do
+not do keep-alive), so each request is connect → send → read to EOF, as it
+is for a provider's webhook delivery.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+
+def raw_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    """One HTTP/1.1 request as bytes, ready to send."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if body or method in {"POST", "PUT", "PATCH"}:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _status(response: bytes) -> int:
+    try:
+        return int(response[9:12])
+    except ValueError:
+        return 0
+
+
+def run_load(port: int, requests: Iterable[bytes], *, seconds: float, connections: int = 8) -> tuple[float, float, int]:
+    """Send ``requests`` (cycled if it is a list) from ``connections`` threads
+    for ``seconds``; returns (requests per second, p99 latency in ms, non-2xx count)."""
+    source: Iterator[bytes] = itertools.cycle(requests) if isinstance(requests, list) else iter(list(requests))
+    take = threading.Lock()
+    latencies: list[float] = []
+    failures = [0]
+    stop = time.monotonic() + seconds
+
+    def worker() -> None:
+        mine: list[float] = []
+        bad = 0
+        while time.monotonic() < stop:
+            with take:
+                try:
+                    payload = next(source)
+                except StopIteration:
+                    break
+            started = time.perf_counter()
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(payload)
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            mine.append(time.perf_counter() - started)
+            if not 200 <= _status(b"".join(chunks)) < 300:
+                bad += 1
+        with take:
+            latencies.extend(mine)
+            failures[0] += bad
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if not latencies:
+        return 0.0, 0.0, failures[0]
+    latencies.sort()
+    return len(latencies) / elapsed, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, failures[0]

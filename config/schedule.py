@@ -12,6 +12,8 @@ SCHEDULE = [
     Entry("queue-heartbeat-high", "queueing.jobs.heartbeat", every=60, args=("high",), queue="high"),
     # End to end: probe every queue, and check the previous probes ran.
     Entry("queue-smoke-test", "queueing.jobs.smoke_test", cron="*/5 * * * *"),
+    # Job metrics: five minutes of per-minute Redis counters into PostgreSQL history.
+    Entry("queue-snapshot", "queueing.jobs.snapshot", cron="*/5 * * * *"),
     # ReleaseStaleOrders: PENDING orders older than 30 minutes give their stock back.
     Entry("release-stale-orders", "orders.jobs.release_stale_orders", cron="*/15 * * * *"),
     # The outbox: safety-net relay pass, stuck-message repair, daily pruning.

@@ -1,4 +1,4 @@
-"""Jobs owned by the queue runtime itself: heartbeats and smoke tests."""
+"""Jobs owned by the queue runtime itself: heartbeats, smoke tests, metrics snapshots."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def smoke_test() -> dict[str, str]:
         conn.hset(keys.SMOKE, f"{queue}:sent", f"{token}@{time.time()}")
         smoke_probe.on_queue(queue).dispatch(queue, token)
     return report
+
+
+@job(timeout=120, unique_for=240)
+def snapshot() -> int:
+    """``queue_snapshot`` on the schedule: metrics history for the dashboard's charts."""
+    from queueing.services import metrics_snapshot
+
+    return metrics_snapshot(conn=django_rq.get_connection("default"))
 
 
 def _text(value: bytes | str | None) -> str:

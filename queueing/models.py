@@ -36,3 +36,75 @@ class FailedJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_name} ({self.exception_class}) at {self.failed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MetricSnapshot(models.Model):
+    """Five minutes of job metrics for one queue, job or tenant (Horizon's
+    snapshots), taken by ``queue_snapshot`` from the per-minute Redis counters.
+    Kept QUEUE_METRICS_RETENTION_DAYS; the snapshot trims the rest."""
+
+    class Scope(models.TextChoices):
+        QUEUE = "queue"
+        JOB = "job"
+        TENANT = "tenant"
+
+    period_start = models.DateTimeField()
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    name = models.CharField(max_length=255)
+    jobs = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    runtime_avg_ms = models.FloatField(null=True, blank=True)
+    runtime_p50_ms = models.FloatField(null=True, blank=True)
+    runtime_p95_ms = models.FloatField(null=True, blank=True)
+    wait_avg_ms = models.FloatField(null=True, blank=True)
+    wait_p95_ms = models.FloatField(null=True, blank=True)
+    depth = models.PositiveIntegerField(null=True, blank=True)  # queues: size when the snapshot ran
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "name", "period_start"], name="snapshot_unique_period"),
+        ]
+        indexes = [models.Index(fields=["period_start"], name="snapshot_period_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.name} @ {self.period_start:%Y-%m-%d %H:%M}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what from the operations console, and when."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)  # kept if the user is deleted
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=255, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} {self.target} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlertEvent(models.Model):
+    """An alert that fired or resolved (e-mailed to operators and logged)."""
+
+    class State(models.TextChoices):
+        FIRING = "firing"
+        RESOLVED = "resolved"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    condition = models.CharField(max_length=128)  # e.g. "depth:default", "no_worker:high"
+    state = models.CharField(max_length=8, choices=State.choices)
+    message = models.TextField()
+    value = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["condition", "at"], name="alert_condition_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.condition} {self.state} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
+from rq.utils import utcformat
 
 # Take the first job from the first non-empty queue (strict priority order),
 # register it as claimed and started and return its hash — all at once, so a
@@ -40,13 +42,15 @@ return nil
 
 # Move due jobs from a ScheduledJobRegistry to their queue atomically, so two
 # promoters (workers, scheduler) can never enqueue the same job twice.
-# KEYS: scheduled registry, queue key. ARGV: now, max jobs.
+# The job's enqueued_at becomes the moment it was due, so its wait (enqueue →
+# start) measures queueing, not the delay it asked for.
+# KEYS: scheduled registry, queue key. ARGV: now, max jobs, now as RQ's utcformat.
 _PROMOTE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   if redis.call('EXISTS', 'rq:job:' .. id) == 1 then
-    redis.call('HSET', 'rq:job:' .. id, 'status', 'queued')
+    redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'enqueued_at', ARGV[3])
     redis.call('RPUSH', KEYS[2], id)
   end
 end
@@ -93,7 +97,8 @@ def takeover(conn: Redis, claims_key: str, member: str, cutoff: float, new_expir
 
 
 def promote(conn: Redis, registry_key: str, queue_key: str, now: float, limit: int = 1000) -> int:
-    return int(_script(conn, _PROMOTE)(keys=[registry_key, queue_key], args=[now, limit], client=conn))
+    stamp = utcformat(datetime.fromtimestamp(now, UTC))
+    return int(_script(conn, _PROMOTE)(keys=[registry_key, queue_key], args=[now, limit, stamp], client=conn))
 
 
 def release(conn: Redis, key: str, token: str) -> bool:

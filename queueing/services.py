@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -107,3 +107,80 @@ def failed_job_flush(*, older_than_hours: int | None = None) -> int:
         rows = rows.filter(failed_at__lt=timezone.now() - timedelta(hours=older_than_hours))
     deleted, _ = rows.delete()
     return deleted
+
+
+# ---------------------------------------------------------------- metrics snapshots
+
+SNAPSHOT_PERIOD = 5  # minutes
+
+
+def metrics_snapshot(*, conn: Any, at: float | None = None, catch_up: int = 3) -> int:
+    """Store the last ``catch_up`` complete 5-minute periods from the Redis
+    counters into MetricSnapshot (an upsert: running twice, or catching up
+    after a missed run, writes the same rows), then trim history older than
+    QUEUE_METRICS_RETENTION_DAYS. Returns the number of rows written."""
+    from django.conf import settings
+
+    from queueing import metrics, selectors
+    from queueing.models import MetricSnapshot
+
+    minute = metrics.current_minute(at)
+    last_start = minute - minute % SNAPSHOT_PERIOD - SNAPSHOT_PERIOD  # newest complete period
+    starts = [last_start - i * SNAPSHOT_PERIOD for i in range(catch_up)]
+    raw = metrics.read_minutes(conn, range(starts[-1], last_start + SNAPSHOT_PERIOD))
+    depths = {status.name: status.size for status in selectors.queue_statuses(conn)}
+    rows = []
+    for start in starts:
+        period = metrics.fold(raw[m] for m in range(start, start + SNAPSHOT_PERIOD))
+        names = set(period) | {("q", name) for name in depths}  # idle queues get a row too
+        for scope, name in names:
+            totals = period.get((scope, name), metrics.Totals())
+            rows.append(
+                MetricSnapshot(
+                    period_start=datetime.fromtimestamp(start * 60, UTC),
+                    scope=metrics.SCOPES[scope],
+                    name=name,
+                    jobs=totals.jobs,
+                    failed=totals.failed,
+                    runtime_avg_ms=totals.runtime_avg_ms,
+                    runtime_p50_ms=totals.runtime_p(0.5),
+                    runtime_p95_ms=totals.runtime_p(0.95),
+                    wait_avg_ms=totals.wait_avg_ms,
+                    wait_p95_ms=totals.wait_p(0.95),
+                    depth=depths.get(name) if scope == "q" and start == last_start else None,
+                )
+            )
+    update = ["jobs", "failed", "runtime_avg_ms", "runtime_p50_ms", "runtime_p95_ms", "wait_avg_ms", "wait_p95_ms"]
+    with transaction.atomic():
+        MetricSnapshot.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["scope", "name", "period_start"],
+            update_fields=update,
+            batch_size=500,
+        )
+        cutoff = timezone.now() - timedelta(days=settings.QUEUE_METRICS_RETENTION_DAYS)
+        trimmed, _ = MetricSnapshot.objects.filter(period_start__lt=cutoff).delete()
+    if trimmed:
+        log.info("queue_snapshot: trimmed %d snapshot rows older than %s", trimmed, cutoff)
+    return len(rows)
+
+
+# ---------------------------------------------------------------- audit trail
+
+
+def audit_record(
+    *, user: Any, action: str, target: str = "", detail: dict[str, Any] | None = None, ip: str | None = None
+) -> None:
+    """One row per operator action that changed something (dashboard, admin)."""
+    from queueing.models import AuditEntry
+
+    AuditEntry.objects.create(
+        user=user if getattr(user, "pk", None) else None,
+        username=getattr(user, "get_username", lambda: "")() or "system",
+        action=action,
+        target=target[:255],
+        detail=detail or {},
+        ip=ip or None,
+    )
+    log.info("audit: %s %s %s %s", getattr(user, "username", "system"), action, target, detail or "")

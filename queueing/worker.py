@@ -40,9 +40,9 @@ from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import now, utcformat
 from rq.worker import SimpleWorker, WorkerStatus
 
-from queueing import keys, reaper, scripts, unique
+from queueing import keys, metrics, reaper, scripts, unique
 from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
-from queueing.failures import Failure, apply_worker_defaults, settle, unclaim
+from queueing.failures import Failure, apply_worker_defaults, settle, tenant_of, unclaim
 from queueing.middleware import JobContext, Release, run_with_middleware
 
 log = logging.getLogger("queueing.worker")
@@ -107,6 +107,7 @@ class VitoWorker(SimpleWorker):
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
         self._job_started = 0.0
+        self._job_wait: float | None = None
         self._in_job = False
 
     # ------------------------------------------------------------------ loop
@@ -182,7 +183,10 @@ class VitoWorker(SimpleWorker):
             reaper.reap(self.connection, self.reap_queues, worker_name=self.name)
         if clock >= self._next_heartbeat:
             self._next_heartbeat = clock + self.worker_ttl / 6
-            self.heartbeat()
+            with self.connection.pipeline(transaction=False) as pipe:
+                self.heartbeat(pipeline=pipe)
+                pipe.hset(self.key, "rss_mb", f"{_rss_mb():.1f}")  # for the dashboard's worker list
+                pipe.execute()
 
     def promote_scheduled(self) -> int:
         """Move due delayed/retried/released jobs onto their queues (atomic, so any number of promoters is safe)."""
@@ -221,6 +225,8 @@ class VitoWorker(SimpleWorker):
         execution = execution.decode() if isinstance(execution, bytes) else execution
         job = Job(job_id, connection=self.connection, serializer=self.serializer)
         job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+        enqueued = job.enqueued_at
+        self._job_wait = (started_at - enqueued).total_seconds() if enqueued else None
         member = f"{job_id}:{execution}"
         self._current = (keys.claims(queue.name), member)  # the heartbeat keeps it alive from now
         return job, queue, member
@@ -302,6 +308,7 @@ class VitoWorker(SimpleWorker):
             pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
             pipe.hincrby(self.key, "successful_job_count", 1)
             pipe.hincrbyfloat(self.key, "total_working_time", elapsed)
+            self._record_metrics(pipe, job, queue, definition, elapsed, failed=False)
             if definition is not None and definition.is_unique and not definition.unique_until_processing:
                 scripts.release_in(pipe, definition.unique_lock_key(job.args, job.kwargs), job.id)
             pipe.execute()
@@ -321,6 +328,7 @@ class VitoWorker(SimpleWorker):
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
             pipe.hincrby(self.key, "failed_job_count", 1)
+            self._record_metrics(pipe, job, queue, definition, time.monotonic() - self._job_started, failed=True)
             pipe.execute()
         settle(
             job=job,
@@ -329,6 +337,32 @@ class VitoWorker(SimpleWorker):
             failure=failure,
             worker_name=self.name,
             permanent=isinstance(exc, permanent_types),
+        )
+
+    def _record_metrics(
+        self,
+        pipe: Any,
+        job: Job,
+        queue: Queue,
+        definition: JobDefinition[Any, Any] | None,
+        runtime_s: float,
+        *,
+        failed: bool,
+    ) -> None:
+        """Per-minute counters for the dashboard, snapshots and alerts, on the
+        pipeline the worker sends anyway (no round trip of their own)."""
+        try:
+            tenant_id = tenant_of(definition, list(job.args), dict(job.kwargs))
+        except Exception:  # args that no longer deserialize: count the job, not the tenant
+            tenant_id = None
+        metrics.record(
+            pipe,
+            queue=queue.name,
+            job_name=job.func_name or "?",
+            tenant_id=tenant_id,
+            runtime_s=runtime_s,
+            wait_s=self._job_wait,
+            failed=failed,
         )
 
     def _release(self, job: Job, queue: Queue, member: str, release: Release) -> None:

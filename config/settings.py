@@ -166,6 +166,8 @@ RQ_SHOW_ADMIN_LINK = True
 OUTBOX_ROUTE_MODULES = env.list("OUTBOX_ROUTE_MODULES", default=[])
 # The periodic schedule run by `manage.py schedule_work` (a list of queueing.scheduler.Entry).
 QUEUE_SCHEDULE = "config.schedule.SCHEDULE"
+# Job metrics history (queue_snapshot, every 5 minutes) kept this many days.
+QUEUE_METRICS_RETENTION_DAYS = env.int("QUEUE_METRICS_RETENTION_DAYS", default=7)
 RQ = {
     # Enqueue only when the surrounding transaction commits (never on rollback).
     "COMMIT_MODE": "on_db_commit",

@@ -39,3 +39,14 @@ def throttle(key: str) -> str:
 
 def schedule_tick(entry: str, tick: int) -> str:
     return f"{PREFIX}:schedule:{entry}:{tick}"
+
+
+# queue_supervise: its published state (JSON string with a TTL, read by the
+# dashboard) and the terminate signal written by queue_terminate.
+SUPERVISOR_STATE = f"{PREFIX}:supervisor:state"
+SUPERVISOR_TERMINATE = f"{PREFIX}:supervisor:terminate"
+
+
+def metrics_minute(minute: int) -> str:
+    """Per-minute job counters (hash), written by workers in their settle round trip."""
+    return f"{PREFIX}:metrics:{minute}"

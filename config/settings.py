@@ -168,6 +168,8 @@ OUTBOX_ROUTE_MODULES = env.list("OUTBOX_ROUTE_MODULES", default=[])
 QUEUE_SCHEDULE = "config.schedule.SCHEDULE"
 # Job metrics history (queue_snapshot, every 5 minutes) kept this many days.
 QUEUE_METRICS_RETENTION_DAYS = env.int("QUEUE_METRICS_RETENTION_DAYS", default=7)
+# The outbox is "lagging" (alert, queue_health fails) when its oldest due message waited longer.
+OUTBOX_LAG_ALERT_SECONDS = env.int("OUTBOX_LAG_ALERT_SECONDS", default=300)
 RQ = {
     # Enqueue only when the surrounding transaction commits (never on rollback).
     "COMMIT_MODE": "on_db_commit",

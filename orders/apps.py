@@ -11,3 +11,7 @@ class OrdersConfig(AppConfig):
         route("payment.webhook_received", "orders.webhook_services.handle_webhook_event", queue="high")
         # Registers the "export" kind of signed download.
         import orders.exports  # noqa: F401
+        from orders.status import webhook_status
+        from queueing.status import register
+
+        register("webhooks", webhook_status)

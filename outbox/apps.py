@@ -12,3 +12,7 @@ class OutboxConfig(AppConfig):
         # apps register theirs in their own AppConfig.ready.
         for module in getattr(settings, "OUTBOX_ROUTE_MODULES", []):
             import_module(module)
+        from outbox.status import outbox_status
+        from queueing.status import register
+
+        register("outbox", outbox_status)

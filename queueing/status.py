@@ -1,0 +1,45 @@
+"""Status providers: how apps above the job runtime (the outbox, webhooks)
+show their figures on the dashboard, in /metrics, in alerts and in
+queue_health — registered from above (an ``AppConfig.ready``), because
+``queueing`` never imports them.
+
+A provider returns a :class:`StatusReport`: named figures (numbers, exported
+to Prometheus as ``vito_<provider>_<figure>``) and problems (sentences; any
+problem fails ``queue_health`` and raises an alert named ``<provider>``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    title: str
+    figures: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    link: str = ""  # where an operator looks next (an admin URL)
+
+
+_providers: dict[str, Callable[[], StatusReport]] = {}
+
+
+def register(name: str, provider: Callable[[], StatusReport]) -> None:
+    """``name`` is a short identifier (``outbox``, ``webhooks``): a metric prefix and an alert key."""
+    _providers[name] = provider
+
+
+def reports() -> dict[str, StatusReport]:
+    """Every provider's report; a provider that raises reports that as its problem."""
+    out = {}
+    for name, provider in sorted(_providers.items()):
+        try:
+            out[name] = provider()
+        except Exception as exc:
+            log.exception("status provider %s failed", name)
+            out[name] = StatusReport(title=name, problems=[f"{name} status unavailable: {exc}"])
+    return out

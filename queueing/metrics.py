@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from queueing import keys
+from queueing import keys, scripts
 
 # Histogram upper bounds in ms (the last bucket is everything above).
 BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
@@ -45,25 +45,25 @@ def record(
     at: float | None = None,
 ) -> None:
     """Queue the counter updates for one finished attempt on ``pipe`` (no round trip of its own)."""
-    key = keys.metrics_minute(int((at or time.time()) // 60))
     runtime_ms = max(0.0, runtime_s * 1000)
     wait_ms = max(0.0, wait_s * 1000) if wait_s is not None else None
-    scopes = [f"q|{queue}", f"j|{job_name}"]
+    scopes = [f"q|{queue}", f"j|{job_name}"]  # percentiles per queue and per job; tenants get sums only
     if tenant_id is not None:
         scopes.append(f"t|{tenant_id}")
-    for scope in scopes:
-        pipe.hincrby(key, f"{scope}|n", 1)
-        if failed:
-            pipe.hincrby(key, f"{scope}|f", 1)
-        pipe.hincrbyfloat(key, f"{scope}|rt", round(runtime_ms, 3))
-        if wait_ms is not None:
-            pipe.hincrbyfloat(key, f"{scope}|wt", round(wait_ms, 3))
-            pipe.hincrby(key, f"{scope}|wn", 1)
-    for scope in scopes[:2]:  # percentiles per queue and per job; tenants get sums only
-        pipe.hincrby(key, f"{scope}|rth:{_bucket(runtime_ms)}", 1)
-        if wait_ms is not None:
-            pipe.hincrby(key, f"{scope}|wth:{_bucket(wait_ms)}", 1)
-    pipe.expire(key, MINUTE_TTL)
+    scripts.metrics_in(
+        pipe,
+        keys.metrics_minute(int((at or time.time()) // 60)),
+        [
+            MINUTE_TTL,
+            1 if failed else 0,
+            round(runtime_ms, 3),
+            "" if wait_ms is None else round(wait_ms, 3),
+            _bucket(runtime_ms),
+            _bucket(wait_ms or 0.0),
+            2,
+            *scopes,
+        ],
+    )
 
 
 @dataclass

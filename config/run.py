@@ -4,10 +4,11 @@
    REDIS_URL are set, and hold them for the whole run.
 2. migrate, collectstatic, seed_demo (idempotent), ensure_admin.
 3. supervisord (devops/supervisord.local.conf, in the foreground) runs the web
-   app on 127.0.0.1:8000, two `default` workers, one `high default` worker,
-   the scheduler and the outbox relay.
-4. Ctrl-C (SIGINT) or SIGTERM: supervisord sends SIGTERM to every program and
-   waits for workers to finish the job in hand; then the embedded servers stop
+   app on 127.0.0.1:8000, the queue master (`queue_supervise`: the workers of
+   QUEUE_SUPERVISORS, `default` 1–3 processes, `high default` 1), the
+   scheduler and the outbox relay.
+4. Ctrl-C (SIGINT) or SIGTERM: supervisord sends SIGTERM to every program; the
+   queue master lets its workers finish the job in hand; then the embedded servers stop
    (if nothing else still holds them).
 """
 

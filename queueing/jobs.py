@@ -66,3 +66,14 @@ def snapshot() -> int:
 
 def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
+
+
+# tries=1: the next minute's run is the retry; retrying a failed check would only pile up behind it.
+@job(timeout=60, unique_for=55, tries=1)
+def check_alerts(queue: str) -> list[str]:
+    """The alerts on the schedule (every minute, once on each queue: a dead queue
+    cannot report itself); ``queue`` only keeps the two copies' unique locks apart.
+    Returns the firing conditions."""
+    from queueing.alerts import check_alerts as run_checks
+
+    return run_checks(django_rq.get_connection(queue))

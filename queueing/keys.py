@@ -41,12 +41,27 @@ def schedule_tick(entry: str, tick: int) -> str:
     return f"{PREFIX}:schedule:{entry}:{tick}"
 
 
-# queue_supervise: its published state (JSON string with a TTL, read by the
-# dashboard) and the terminate signal written by queue_terminate.
-SUPERVISOR_STATE = f"{PREFIX}:supervisor:state"
+# queue_supervise: every master's published state (hash: master name -> JSON,
+# read by the dashboard; a field counts only while that master's
+# supervisor_alive key, which expires, exists) and the terminate signal
+# written by queue_terminate.
+SUPERVISOR_MASTERS = f"{PREFIX}:supervisor:masters"
 SUPERVISOR_TERMINATE = f"{PREFIX}:supervisor:terminate"
+
+
+def supervisor_alive(master: str) -> str:
+    return f"{PREFIX}:supervisor:alive:{master}"
 
 
 def metrics_minute(minute: int) -> str:
     """Per-minute job counters (hash), written by workers in their settle round trip."""
     return f"{PREFIX}:metrics:{minute}"
+
+
+def alert_state(notifier: str) -> str:
+    """Alert conditions' state (hash: condition key -> JSON), one hash per notifier
+    (``checks`` for the scheduled check, ``monitor`` for ``queue_monitor --notify``)."""
+    return f"{PREFIX}:alerts:{notifier}"
+
+
+ALERTS_LOCK = f"{PREFIX}:alerts:lock"  # one alert pass at a time, so no condition is e-mailed twice

@@ -32,7 +32,11 @@ class FailedJob(models.Model):
             models.Index(fields=["queue", "failed_at"], name="failedjob_queue_idx"),
             models.Index(fields=["job_name", "failed_at"], name="failedjob_name_idx"),
         ]
-        permissions = [("view_dashboard", "Can view the queue dashboard")]
+        permissions = [
+            ("view_dashboard", "Can view the queue dashboard"),
+            # Separate from viewing: retry, forget, flush, pause, unlock, replay change things.
+            ("operate_dashboard", "Can act from the queue dashboard (retry, pause, flush, unlock, replay)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job_name} ({self.exception_class}) at {self.failed_at:%Y-%m-%d %H:%M:%S}"

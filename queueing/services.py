@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,40 +57,58 @@ def failed_job_record(*, record: FailureRecord) -> tuple[FailedJob, bool]:
     return row, created
 
 
-@transaction.atomic
+RETRY_CHUNK = 1000
+
+
 def failed_job_retry(*, ids: Iterable[int] | None = None, queue: str | None = None) -> list[str]:
     """Dispatch failed jobs again with fresh attempts, then delete their rows.
 
-    ``ids=None`` means all (optionally of one ``queue``). Rows are locked, and
-    rows another operator is retrying right now are skipped, so a job is never
-    dispatched twice; the dispatches go out when this transaction commits.
-    Returns the new job ids.
+    ``ids=None`` means all (optionally of one ``queue``). Works in chunks of
+    RETRY_CHUNK rows, each its own transaction: the rows are locked (rows
+    another operator is retrying right now are skipped), their jobs are
+    enqueued *while the lock is held*, and only then are the rows deleted.
+    If Redis refuses, the transaction rolls back and the rows stay; if the
+    commit fails after the enqueue, a later retry dispatches those jobs again
+    (at-least-once, like every delivery here). Returns the new job ids.
     """
-    rows = FailedJob.objects.select_for_update(skip_locked=True).order_by("id")
-    if ids is not None:
-        rows = rows.filter(pk__in=list(ids))
-    if queue is not None:
-        rows = rows.filter(queue=queue)
+    wanted = None if ids is None else sorted(set(ids))
+    new_ids: list[str] = []
+    after = 0
+    while True:
+        with transaction.atomic():
+            rows = FailedJob.objects.select_for_update(skip_locked=True).filter(pk__gt=after).order_by("id")
+            if wanted is not None:
+                rows = rows.filter(pk__in=wanted)
+            if queue is not None:
+                rows = rows.filter(queue=queue)
+            chunk = list(rows[:RETRY_CHUNK])
+            if not chunk:
+                return new_ids
+            new_ids += _redispatch_now(chunk)
+            FailedJob.objects.filter(pk__in=[row.pk for row in chunk]).delete()
+        after = chunk[-1].pk
+
+
+def _redispatch_now(rows: list[FailedJob]) -> list[str]:
+    """Enqueue the rows' jobs now: declared jobs through their definition
+    (grouped, in bulk), others (plain RQ functions) as they were."""
+    from queueing.definitions import definition_for
+    from queueing.dispatch import enqueue_now, get_queue
+
+    grouped: dict[str, list[FailedJob]] = {}
     new_ids = []
     for row in rows:
-        new_ids.append(_redispatch(row))
-        row.delete()
+        if definition_for(row.job_name) is not None:
+            grouped.setdefault(row.job_name, []).append(row)
+        else:
+            job = get_queue(row.queue).enqueue_call(row.job_name, args=list(row.args), kwargs=dict(row.kwargs))
+            new_ids.append(job.id)
+    for name, group in grouped.items():
+        definition = definition_for(name)
+        assert definition is not None
+        calls = [(list(row.args), dict(row.kwargs)) for row in group]
+        new_ids += [d.job_id for d in enqueue_now(definition, calls)]
     return new_ids
-
-
-def _redispatch(row: FailedJob) -> str:
-    from queueing.definitions import definition_for
-    from queueing.dispatch import dispatch, get_queue
-
-    definition = definition_for(row.job_name)
-    if definition is not None:
-        return dispatch(definition, list(row.args), dict(row.kwargs)).job_id
-    # Not declared with @job (a plain RQ function): enqueue it as it was.
-    job_id = uuid.uuid4().hex
-    target = get_queue(row.queue)
-    name, args, kwargs = row.job_name, list(row.args), dict(row.kwargs)
-    transaction.on_commit(lambda: target.enqueue_call(name, args=args, kwargs=kwargs, job_id=job_id))
-    return job_id
 
 
 @transaction.atomic

@@ -116,6 +116,7 @@ class VitoWorker(SimpleWorker):
         self, burst: bool = False, logging_level: str | None = "INFO", max_jobs: int | None = None, **_: Any
     ) -> bool:
         self.bootstrap(logging_level)
+        self.set_state(WorkerStatus.IDLE)  # RQ leaves "started" until its own dequeue, which we replace
         self._install_signal_handlers()  # type: ignore[no-untyped-call]
         self._restart_mark = self.connection.get(keys.RESTART_SIGNAL) or b""
         born = time.monotonic()
@@ -325,11 +326,14 @@ class VitoWorker(SimpleWorker):
             traceback="".join(traceback.format_exception(exc)),
             exception=exc,
         )
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
-            pipe.hincrby(self.key, "failed_job_count", 1)
-            self._record_metrics(pipe, job, queue, definition, time.monotonic() - self._job_started, failed=True)
-            pipe.execute()
+        try:  # bookkeeping only: it must never stand between a failure and its settling
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
+                pipe.hincrby(self.key, "failed_job_count", 1)
+                self._record_metrics(pipe, job, queue, definition, time.monotonic() - self._job_started, failed=True)
+                pipe.execute()
+        except Exception:
+            log.warning("worker %s: could not record the failure of %s in Redis", self.name, job.id, exc_info=True)
         settle(
             job=job,
             queue=queue,

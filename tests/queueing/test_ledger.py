@@ -58,6 +58,27 @@ def test_queue_retry_all_by_queue(redis_conn: Redis) -> None:
     assert get_queue("default").count == 2
 
 
+def test_retry_keeps_the_rows_when_redis_refuses_the_jobs(redis_conn: Redis) -> None:
+    """Enqueue first, delete after: a Redis that refuses writes (out of memory,
+    a real failure mode) leaves the ledger as it was."""
+    from redis.exceptions import ResponseError
+
+    from queueing.services import failed_job_retry
+
+    _fail("a", "b")
+    before = str(redis_conn.config_get("maxmemory")["maxmemory"])
+    redis_conn.config_set("maxmemory-policy", "noeviction")
+    redis_conn.config_set("maxmemory", "1")
+    try:
+        with pytest.raises(ResponseError, match="maxmemory"):
+            failed_job_retry()
+    finally:
+        redis_conn.config_set("maxmemory", before)
+    assert FailedJob.objects.count() == 2 and get_queue("default").count == 0
+    assert len(failed_job_retry()) == 2
+    assert not FailedJob.objects.exists() and get_queue("default").count == 2
+
+
 def test_bad_ids_are_usage_errors_that_change_nothing(redis_conn: Redis) -> None:
     (row,) = _fail("a")
     for argv in (["queue_retry", "x1"], ["queue_retry", str(row.pk), "999999"], ["queue_forget", "-3"]):

@@ -28,7 +28,7 @@ def test_workers_count_runtime_wait_failures_and_tenants_per_minute(redis_conn: 
     totals = metrics.window(redis_conn, minutes=5)
     queue = totals[("q", "default")]
     assert (queue.jobs, queue.failed) == (5, 1)
-    assert queue.runtime_p(0.95) is not None and queue.runtime_p(0.95) >= 250  # the 0.3 s sleeper
+    assert (queue.runtime_p(0.95) or 0) >= 250  # the 0.3 s sleeper
     assert queue.wait_avg_ms is not None and queue.waited == 5
     assert totals[("j", "tests.queueing.jobs.record")].jobs == 3
     assert totals[("j", "tests.queueing.jobs.tenant_job")].failed == 1

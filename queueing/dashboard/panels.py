@@ -1,0 +1,570 @@
+"""What the dashboard shows, gathered from Redis, the ledger and the snapshots
+(reads only), plus the registry of panel actions that apps above queueing
+(the outbox) offer on their status panel without queueing importing them.
+
+Every read here is bounded, because the page refreshes every few seconds for
+every operator who has it open: failed jobs come 50 at a time by keyset on
+the (queue|job_name|·, failed_at) indexes, recent jobs from the head of each
+registry, locks from a capped SCAN.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.cache import cache
+from django.db.models import Count, Q, QuerySet, Sum
+from django.http import QueryDict
+from django.utils import timezone
+from redis import Redis
+from rq.job import Job
+from rq.utils import now as rq_now
+
+from queueing import keys, metrics, selectors, status
+from queueing.dashboard import charts
+from queueing.dispatch import get_queue
+from queueing.models import FailedJob, MetricSnapshot
+from queueing.unique import UniqueLock
+
+PAGE_SIZE = 50
+RECENT_PER_SOURCE = 20  # from each of queued / running / finished, per queue
+RECENT_SHOWN = 50
+LOCKS_SHOWN = 200
+TENANTS_SHOWN = 50
+JOBS_SHOWN = 25
+DECISIONS_SHOWN = 8
+CHART_HOURS = (1, 6, 24, 168)
+SNAPSHOT_CACHE_SECONDS = 60  # snapshots arrive every 5 minutes; refreshes in between reuse the figures
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def millis(ms: float | None) -> str:
+    return "—" if ms is None else duration(ms / 1000)
+
+
+# ---------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The dashboard's query string: search text, failed-job filters, the
+    keyset cursor into the failed list, the tenant and the chart range."""
+
+    q: str = ""
+    queue: str = ""
+    job: str = ""
+    tenant: int | None = None
+    before: tuple[int, int] | None = None  # (failed_at in µs since the epoch, id) of the last row shown
+    hours: int = 24
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> Filters:
+        queue = query.get("queue", "").strip()
+        tenant = query.get("tenant", "").strip()
+        hours = query.get("hours", "").strip()
+        return cls(
+            q=query.get("q", "").strip()[:200],
+            queue=queue if queue in selectors.queue_names() else "",
+            job=query.get("job", "").strip()[:255],
+            tenant=int(tenant) if tenant.isdigit() else None,
+            before=_cursor(query.get("before", "")),
+            hours=int(hours) if hours.isdigit() and int(hours) in CHART_HOURS else 24,
+        )
+
+    def as_query(self, **changes: Any) -> str:
+        """This view's query string with ``changes`` applied (cursor dropped unless given)."""
+        merged = replace(self, before=None)
+        merged = replace(merged, **changes)
+        pairs = {
+            "q": merged.q,
+            "queue": merged.queue,
+            "job": merged.job,
+            "tenant": "" if merged.tenant is None else str(merged.tenant),
+            "before": f"{merged.before[0]}.{merged.before[1]}" if merged.before else "",
+            "hours": "" if merged.hours == 24 else str(merged.hours),
+        }
+        return urlencode({k: v for k, v in pairs.items() if v})
+
+    @property
+    def any_failed_filter(self) -> bool:
+        return bool(self.q or self.queue or self.job or self.tenant is not None)
+
+
+def _cursor(raw: str) -> tuple[int, int] | None:
+    stamp, _, pk = raw.partition(".")
+    return (int(stamp), int(pk)) if stamp.isdigit() and pk.isdigit() else None
+
+
+def _micros(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)  # exact integer, unlike timestamp() * 1e6
+
+
+# ---------------------------------------------------------------- failed jobs
+
+
+def failed_queryset(filters: Filters) -> QuerySet[FailedJob]:
+    rows = FailedJob.objects.all()
+    if filters.queue:
+        rows = rows.filter(queue=filters.queue)
+    if filters.job:
+        rows = rows.filter(job_name=filters.job)
+    if filters.tenant is not None:
+        rows = rows.filter(tenant_id=filters.tenant)
+    if filters.q:
+        text = filters.q
+        match = (
+            Q(job_name__icontains=text)
+            | Q(exception_class__icontains=text)
+            | Q(message__icontains=text)
+            | Q(job_id=text)
+        )
+        if text.isdigit():
+            match |= Q(pk=int(text))
+        rows = rows.filter(match)
+    return rows
+
+
+def failed_page(filters: Filters) -> tuple[list[FailedJob], str | None]:
+    """Newest first, PAGE_SIZE rows after the cursor, and the next page's query
+    string (None on the last page). Keyset, not OFFSET/COUNT: page 2,000 of a
+    100k-row ledger costs what page 1 does, and no refresh counts the ledger."""
+    rows = failed_queryset(filters).defer("traceback", "kwargs")
+    if filters.before is not None:
+        stamp, pk = filters.before
+        at = EPOCH + timedelta(microseconds=stamp)
+        rows = rows.filter(Q(failed_at__lt=at) | Q(failed_at=at, pk__lt=pk))
+    page = list(rows.order_by("-failed_at", "-pk")[: PAGE_SIZE + 1])
+    if len(page) <= PAGE_SIZE:
+        return page, None
+    last = page[PAGE_SIZE - 1]
+    return page[:PAGE_SIZE], filters.as_query(before=(_micros(last.failed_at), last.pk))
+
+
+def failed_counts() -> dict[str, int]:
+    """Final failures in the last hour and 7 days: range counts on the failed_at
+    index. The week's count walks up to a week of ledger (~25 ms per 100k rows),
+    so it is reused until a new failure arrives (at most a minute)."""
+    now = timezone.now()
+    week: int = _cached("failed_week", FailedJob.objects.filter(failed_at__gte=now - timedelta(days=7)).count)
+    return {"hour": FailedJob.objects.filter(failed_at__gte=now - timedelta(hours=1)).count(), "week": week}
+
+
+# ---------------------------------------------------------------- queues and workers
+
+
+def queue_rows(conn: Redis, statuses: list[selectors.QueueStatus]) -> list[dict[str, Any]]:
+    scheduled = {}
+    with conn.pipeline(transaction=False) as pipe:
+        for s in statuses:
+            pipe.zcard(get_queue(s.name).scheduled_job_registry.key)
+        for s, count in zip(statuses, pipe.execute(), strict=True):
+            scheduled[s.name] = int(count)
+    return [
+        {
+            "s": s,
+            "scheduled": scheduled[s.name],
+            "oldest_wait": duration(s.oldest_wait_s),
+            "runtime_p50": millis(s.runtime_p50_ms),
+            "runtime_p95": millis(s.runtime_p95_ms),
+            "wait_avg": millis(s.wait_avg_ms),
+            "wait_p95": millis(s.wait_p95_ms),
+            "jobs_per_minute": f"{s.jobs_per_minute:.1f}",
+        }
+        for s in statuses
+    ]
+
+
+def _enum_text(value: object) -> str:
+    """RQ's status enums print as ``JobStatus.QUEUED``; operators read ``queued``."""
+    text = str(getattr(value, "value", value) or "")
+    return text.rpartition(".")[2].lower() if text.startswith(("WorkerStatus.", "JobStatus.")) else text
+
+
+def worker_rows(conn: Redis) -> list[dict[str, Any]]:
+    return [
+        {
+            "w": w,
+            "state": _enum_text(w.state),
+            "elapsed": duration(w.elapsed_s) if w.current_job else "",
+            "rss": "—" if w.rss_mb is None else f"{w.rss_mb:.0f} MB",
+            "uptime": duration((rq_now() - w.birth).total_seconds()) if w.birth else "—",
+        }
+        for w in selectors.workers(conn)
+    ]
+
+
+def masters(conn: Redis) -> list[dict[str, Any]]:
+    """The published state of every live queue_supervise master (one per
+    worker host), read here rather than through queueing.supervisor so a
+    master that is absent, old or mid-upgrade shows as "no master" instead of
+    breaking the page. Shape: see Master.state(); live: its
+    keys.supervisor_alive key has not expired."""
+    fields = conn.hgetall(keys.SUPERVISOR_MASTERS)
+    if not fields:
+        return []
+    names = sorted(fields)
+    alive = conn.mget([keys.supervisor_alive(n.decode() if isinstance(n, bytes) else n) for n in names])
+    shown = [_master(fields[name]) for name, flag in zip(names, alive, strict=True) if flag is not None]
+    return [m for m in shown if m is not None]
+
+
+def _master(raw: bytes | str) -> dict[str, Any] | None:
+    try:
+        state = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("master"), dict):
+        return None
+    master = state["master"]
+    now = datetime.now(UTC).timestamp()
+    master["uptime"] = duration(now - master["started_at"]) if _number(master.get("started_at")) else "—"
+    master["age"] = duration(now - master["updated_at"]) if _number(master.get("updated_at")) else "—"
+    supervisors = [s for s in state.get("supervisors") or [] if isinstance(s, dict)]
+    for sup in supervisors:
+        pools = [p for p in sup.get("pools") or [] if isinstance(p, dict)]
+        for pool in pools:
+            pool["running"] = len(pool.get("processes") or [])
+        sup["pools"] = pools
+        sup["running"] = sum(p["running"] for p in pools)
+        decisions = [d for d in sup.get("decisions") or [] if isinstance(d, dict)]
+        for decision in decisions:
+            at = decision.get("at")
+            when = datetime.fromtimestamp(float(at), UTC) if isinstance(at, int | float) else None
+            decision["when"] = timezone.localtime(when).strftime("%H:%M:%S") if when else ""
+        sup["recent_decisions"] = list(reversed(decisions[-DECISIONS_SHOWN:]))
+    return {"master": master, "supervisors": supervisors}
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------- recent jobs
+
+
+def recent_jobs(conn: Redis, *, search: str = "") -> list[dict[str, Any]]:
+    """The head of each queue, its running jobs and its latest finished ones,
+    newest first; ``search`` matches the job name or id. Failures are the
+    ledger's (the failed list), not RQ's registry."""
+    wanted: list[tuple[str, str]] = []
+    for name in selectors.queue_names():
+        queue = get_queue(name)
+        # cleanup=False: a read must not settle registries (the reaper owns that).
+        wanted += [(name, i) for i in queue.get_job_ids(0, RECENT_PER_SOURCE)]
+        wanted += [(name, i) for i in queue.started_job_registry.get_job_ids(0, RECENT_PER_SOURCE - 1, cleanup=False)]
+        finished = queue.finished_job_registry.get_job_ids(0, RECENT_PER_SOURCE - 1, desc=True, cleanup=False)
+        wanted += [(name, i) for i in finished]
+    serializer = get_queue("default").serializer
+    fetched = Job.fetch_many([job_id for _, job_id in wanted], connection=conn, serializer=serializer)
+    needle = search.lower()
+    rows: list[dict[str, Any]] = []
+    seen = set()
+    for (queue_name, job_id), job in zip(wanted, fetched, strict=True):
+        if job is None or job_id in seen:
+            continue
+        seen.add(job_id)
+        name = job.func_name or ""
+        if needle and needle not in name.lower() and needle not in job_id.lower():
+            continue
+        try:
+            args = json.dumps(list(job.args) + ([job.kwargs] if job.kwargs else []))
+        except Exception:  # an undecodable payload still deserves a row
+            args = "(undecodable)"
+        runtime = (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None
+        rows.append(
+            {
+                "id": job_id,
+                "queue": queue_name,
+                "name": name,
+                "status": _enum_text(job.get_status(refresh=False)),
+                "args": args if len(args) <= 120 else args[:119] + "…",
+                "at": job.ended_at or job.started_at or job.enqueued_at or job.created_at,
+                "runtime": duration(runtime) if runtime is not None else "",
+            }
+        )
+    rows.sort(key=lambda row: row["at"] or EPOCH, reverse=True)
+    return rows[:RECENT_SHOWN]
+
+
+# ---------------------------------------------------------------- unique locks
+
+
+SCAN_STEPS = 20  # × 1,000 keys examined per refresh at most
+
+
+def locks(conn: Redis) -> tuple[list[UniqueLock], bool]:
+    """Up to LOCKS_SHOWN locks and whether there are more. unique.list_locks
+    reads every lock with a round trip each; a queue with 100k unique jobs
+    waiting would make every refresh 100k round trips, so this stops early and
+    reads the values in one pipeline."""
+    found: list[str] = []
+    more = False
+    # SCAN walks the whole keyspace (job hashes, rate-limit windows…) to find
+    # the matches: cap the walk too, so a refresh costs at most SCAN_STEPS
+    # round trips however big Redis is; "more" then means "not all shown".
+    cursor, steps = 0, 0
+    while True:
+        cursor, batch = conn.scan(cursor=cursor, match=keys.UNIQUE_PATTERN, count=1000)
+        steps += 1
+        for raw in batch:
+            if len(found) == LOCKS_SHOWN:
+                more = True
+                break
+            found.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+        if more or cursor == 0:
+            break
+        if steps >= SCAN_STEPS:
+            more = True
+            break
+    with conn.pipeline(transaction=False) as pipe:
+        for key in found:
+            pipe.get(key)
+            pipe.ttl(key)
+        values = pipe.execute()
+    out = [
+        UniqueLock(key=key, job_id=value.decode() if isinstance(value, bytes) else str(value), ttl=int(ttl))
+        for key, value, ttl in zip(found, values[::2], values[1::2], strict=True)
+        if value is not None  # expired between SCAN and GET
+    ]
+    return sorted(out, key=lambda lock: lock.key), more
+
+
+# ---------------------------------------------------------------- tenants and job classes
+
+
+def tenant_rows(conn: Redis, *, selected: int | None) -> list[dict[str, Any]]:
+    """Per tenant: the last hour from Redis, 24 h from the snapshots and final
+    failures over 7 days from the ledger (the dashboard's own figures, per tenant)."""
+    hour = dict(selectors.per_tenant(conn))
+    day, ledger = _cached("tenants", _tenant_history)
+    names = sorted(set(hour) | set(day) | set(ledger), key=lambda n: (-hour.get(n, metrics.Totals()).jobs, n))
+    rows = []
+    for name in names[:TENANTS_SHOWN]:
+        totals = hour.get(name, metrics.Totals())
+        jobs_day, failed_day = day.get(name, (0, 0))
+        rows.append(
+            {
+                "tenant": name,
+                "selected": name == str(selected),
+                "jobs_hour": totals.jobs,
+                "failed_hour": totals.failed,
+                "runtime_avg": millis(totals.runtime_avg_ms),
+                "wait_avg": millis(totals.wait_avg_ms),
+                "jobs_day": jobs_day,
+                "failed_day": failed_day,
+                "ledger_week": ledger.get(name, 0),
+            }
+        )
+    return rows
+
+
+def _tenant_history() -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    now = timezone.now()
+    day = {
+        row["name"]: (row["jobs"] or 0, row["failed"] or 0)
+        for row in MetricSnapshot.objects.filter(
+            scope=MetricSnapshot.Scope.TENANT, period_start__gte=now - timedelta(hours=24)
+        )
+        .values("name")
+        .annotate(jobs=Sum("jobs"), failed=Sum("failed"))
+        .order_by("-jobs")[:TENANTS_SHOWN]
+    }
+    ledger = {
+        str(row["tenant_id"]): row["n"]
+        for row in FailedJob.objects.filter(failed_at__gte=now - timedelta(days=7), tenant_id__isnull=False)
+        .values("tenant_id")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:TENANTS_SHOWN]
+    }
+    return day, ledger
+
+
+def job_rows(conn: Redis) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "jobs": t.jobs,
+            "failed": t.failed,
+            "runtime_p50": millis(t.runtime_p(0.5)),
+            "runtime_p95": millis(t.runtime_p(0.95)),
+            "wait_avg": millis(t.wait_avg_ms),
+        }
+        for name, t in selectors.per_job(conn)[:JOBS_SHOWN]
+    ]
+
+
+# ---------------------------------------------------------------- charts
+
+
+def jobs_per_minute_chart(conn: Redis) -> Any:
+    points = metrics.series(conn, minutes=60)
+    return charts.bar_chart(
+        [
+            charts.Series("jobs", [(minute * 60, jobs) for minute, jobs, _ in points], charts.PALETTE[0]),
+            charts.Series("failed", [(minute * 60, failed) for minute, _, failed in points], charts.PALETTE[3]),
+        ],
+        title="Jobs per minute, last hour",
+        width=1200,
+        height=170,
+    )
+
+
+def snapshot_charts(*, hours: int, tenant: int | None) -> dict[str, Any]:
+    """Throughput, runtime and wait over time from MetricSnapshot: one line
+    per queue, or the selected tenant's line."""
+    charts_by_kind: dict[str, Any] = _cached(f"charts:{hours}:{tenant}", lambda: _snapshot_charts(hours, tenant))
+    return charts_by_kind
+
+
+def _snapshot_charts(hours: int, tenant: int | None) -> dict[str, Any]:
+    since = timezone.now() - timedelta(hours=hours)
+    rows = MetricSnapshot.objects.filter(period_start__gte=since)
+    if tenant is not None:
+        rows = rows.filter(scope=MetricSnapshot.Scope.TENANT, name=str(tenant))
+    else:
+        rows = rows.filter(scope=MetricSnapshot.Scope.QUEUE)
+    by_name: dict[str, list[MetricSnapshot]] = {}
+    for row in rows.order_by("period_start").only(
+        "name", "period_start", "jobs", "runtime_avg_ms", "runtime_p95_ms", "wait_avg_ms", "wait_p95_ms"
+    ):
+        by_name.setdefault(row.name, []).append(row)
+    label = (lambda name: f"tenant {name}") if tenant is not None else (lambda name: name)
+    period = 60 * 5
+    x_format = charts.day_clock if hours > 24 else charts.clock
+    suffix = f", last {hours} h" if hours < 168 else ", last 7 days"
+
+    def series(value: Callable[[MetricSnapshot], float | None]) -> list[charts.Series]:
+        return [
+            charts.Series(label(name), [(row.period_start.timestamp(), value(row)) for row in snaps])
+            for name, snaps in sorted(by_name.items())
+        ]
+
+    # Tenants have sums only (no histograms), so their lines are averages.
+    runtime = (lambda r: r.runtime_avg_ms) if tenant is not None else (lambda r: r.runtime_p95_ms)
+    wait = (lambda r: r.wait_avg_ms) if tenant is not None else (lambda r: r.wait_p95_ms)
+    measure = "avg" if tenant is not None else "p95"
+    # Sized for the three-column grid, so their text renders near its nominal size.
+    chart = partial(charts.line_chart, width=440, height=200, x_format=x_format)
+    return {
+        "throughput": chart(series(lambda r: r.jobs * 60 / period), title=f"Throughput (jobs/min){suffix}"),
+        "runtime": chart(series(runtime), title=f"Runtime {measure}{suffix}", unit=" ms"),
+        "wait": chart(series(wait), title=f"Wait {measure}{suffix}", unit=" ms"),
+    }
+
+
+def _cached(name: str, build: Callable[[], Any]) -> Any:
+    """Snapshot-derived figures, kept a minute per process and keyed by the
+    newest snapshot row and ledger row, so a new snapshot or failure shows at once."""
+    newest_snapshot = MetricSnapshot.objects.order_by("-pk").values_list("pk", flat=True).first()
+    newest_failure = FailedJob.objects.order_by("-pk").values_list("pk", flat=True).first()
+    key = f"queueing.dashboard:{name}:{newest_snapshot}:{newest_failure}"
+    return cache.get_or_set(key, build, SNAPSHOT_CACHE_SECONDS)
+
+
+# ---------------------------------------------------------------- status providers and their actions
+
+
+@dataclass(frozen=True)
+class PanelAction:
+    """A button on a status provider's panel (e.g. the outbox's "replay dead
+    messages"). ``run`` does the work and returns the sentence shown to the operator."""
+
+    provider: str
+    name: str
+    label: str
+    run: Callable[[], str]
+    confirm: str = ""
+
+
+_actions: dict[tuple[str, str], PanelAction] = {}
+
+
+def register_action(provider: str, name: str, label: str, run: Callable[[], str], *, confirm: str = "") -> None:
+    """Called from an AppConfig.ready above queueing (queueing never imports it)."""
+    _actions[(provider, name)] = PanelAction(provider, name, label, run, confirm)
+
+
+def get_action(provider: str, name: str) -> PanelAction | None:
+    return _actions.get((provider, name))
+
+
+@dataclass
+class Panel:
+    name: str
+    report: status.StatusReport
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    actions: list[PanelAction] = field(default_factory=list)
+
+
+def status_panels() -> list[Panel]:
+    panels = []
+    for name, report in status.reports().items():
+        figures = [
+            (key.removesuffix("_seconds").replace("_", " "), _figure(key, value))
+            for key, value in report.figures.items()
+        ]
+        actions = [a for (provider, _), a in sorted(_actions.items()) if provider == name]
+        panels.append(Panel(name, report, figures, actions))
+    return panels
+
+
+def _figure(key: str, value: float) -> str:
+    if key.endswith("_seconds"):
+        return duration(value)
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+
+
+# ---------------------------------------------------------------- the whole live view
+
+
+def live(conn: Redis, filters: Filters) -> dict[str, Any]:
+    statuses = selectors.queue_statuses(conn)
+    failed, next_page = failed_page(filters)
+    lock_list, more_locks = locks(conn)
+    return {
+        "overall": selectors.overall_status(statuses),
+        "queues": queue_rows(conn, statuses),
+        "queue_names": [s.name for s in statuses],
+        "jobs_last_hour": sum(s.jobs_last_hour for s in statuses),
+        "jobs_per_minute": f"{sum(s.jobs_per_minute for s in statuses):.1f}",
+        "failed_counts": failed_counts(),
+        "jobs_chart": jobs_per_minute_chart(conn),
+        "charts": snapshot_charts(hours=filters.hours, tenant=filters.tenant),
+        "workers": worker_rows(conn),
+        "masters": masters(conn),
+        "failed": failed,
+        "failed_next": next_page,
+        "recent": recent_jobs(conn, search=filters.q),
+        "locks": lock_list,
+        "more_locks": more_locks,
+        "panels": status_panels(),
+        "tenants": tenant_rows(conn, selected=filters.tenant),
+        "job_classes": job_rows(conn),
+        "chart_hours": CHART_HOURS,
+    }

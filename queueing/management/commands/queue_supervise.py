@@ -1,0 +1,90 @@
+"""Run every queue worker of ``QUEUE_SUPERVISORS`` under one master process
+(Laravel Horizon's ``horizon``): ``manage.py queue_supervise``.
+
+Each supervisor in the setting names its queues, a balance (``auto``: 1 pool
+per queue, processes move to the busiest queue between ``min_processes`` per
+queue and ``max_processes`` in total, at most ``balance_max_shift`` per
+``balance_cooldown`` seconds; ``simple``: ``processes`` split evenly across
+the queues; ``off``: one pool of ``processes`` working the queues in order) and
+the worker options (tries, backoff, timeout, max_jobs, max_time, memory, sleep,
+nice). Children that die are restarted; children that recycle themselves are
+replaced. SIGTERM, SIGINT or ``queue_terminate``: every child finishes its job
+in hand, then the master exits 0 within ``QUEUE_SUPERVISOR_DRAIN`` seconds (a
+second signal interrupts the jobs in hand; they are retried or failed).
+``queue_pause`` / ``queue_continue`` / ``queue_restart`` work as with any
+worker. The master's state (pools, processes, scaling decisions) is in Redis
+for the queue dashboard. ``--check`` validates the setting and prints the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from queueing.management.commands._base import connection
+from queueing.supervisor import Master, SupervisorConfig, parse_drain, parse_supervisors
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--check", action="store_true", help="validate QUEUE_SUPERVISORS, print what would run, and exit"
+        )
+        parser.add_argument(
+            "--drain", type=_seconds, help="seconds to let children finish on stop (default: QUEUE_SUPERVISOR_DRAIN)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            supervisors = parse_supervisors(settings.QUEUE_SUPERVISORS, settings.RQ_QUEUES)
+            drain = parse_drain(options["drain"] if options["drain"] is not None else settings.QUEUE_SUPERVISOR_DRAIN)
+        except ImproperlyConfigured as exc:
+            raise CommandError(
+                f"{exc}. Fix the setting (or QUEUE_SUPERVISORS_JSON) and start again.", returncode=2
+            ) from None
+        if options["check"]:
+            self._print_plan(supervisors, drain)
+            return
+        Master(
+            supervisors,
+            connection=connection(),
+            drain=drain,
+            manage_py=Path(settings.BASE_DIR) / "manage.py",
+            verbosity=options["verbosity"],
+        ).run()
+
+    def _print_plan(self, supervisors: list[SupervisorConfig], drain: float) -> None:
+        for config in supervisors:
+            if config.balance == "auto":
+                size = (
+                    f"{config.min_processes} per queue, {config.max_processes} in total, "
+                    f"{config.auto_scaling_strategy} strategy, shift {config.balance_max_shift} "
+                    f"every {config.balance_cooldown:g}s"
+                )
+            else:
+                size = f"{config.processes} process(es)"
+            self.stdout.write(f"{config.name}: queues {', '.join(config.queues)}; balance {config.balance}, {size}")
+            for queues, count in config.initial_pools().items():
+                flags = " ".join(config.worker_flags())
+                self.stdout.write(
+                    f"  {count} × rqworker {' '.join(queues)} {flags}"
+                    + (f" (nice {config.nice})" if config.nice else "")
+                )
+        self.stdout.write(f"drain: {drain:g}s")

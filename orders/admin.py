@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from orders.models import Order, OrderItem, Payment, Product, SalesExport, WebhookEvent
 from orders.webhook_services import webhook_reprocess
+from tenants.models import BusinessProfile, Tenant
 
 
 @admin.register(Product)
@@ -118,3 +119,25 @@ class SalesExportAdmin(admin.ModelAdmin[SalesExport]):
     list_select_related = ("tenant",)
     raw_id_fields = ("tenant", "requested_by")
     readonly_fields = ("status", "rows_done", "rows_total", "file", "error", "finished_at")
+
+
+# "Enhance profile" on tenants and their profiles: registered from here, above
+# tenants, because generating a profile reads the catalog (orders).
+@admin.action(description="Enhance profile (AI, in the background)")
+def enhance_profile(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    from orders.profiles import enhance_tenant_profile
+
+    field = "tenant_id" if queryset.model is BusinessProfile else "pk"
+    tenant_ids = list(queryset.values_list(field, flat=True))
+    enhance_tenant_profile.dispatch_many([(tenant_id,) for tenant_id in tenant_ids])
+    modeladmin.message_user(
+        request,
+        f"Profile enhancement queued for {len(tenant_ids)} tenant(s) (once per tenant per hour).",
+        messages.INFO,
+    )
+
+
+for _model in (Tenant, BusinessProfile):
+    _admin = admin.site._registry.get(_model)
+    if _admin is not None:
+        _admin.actions = [*(_admin.actions or []), enhance_profile]

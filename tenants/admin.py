@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tenants.models import BusinessProfile, Plan, Tenant, TenantMember
+from tenants.models import BusinessProfile, Interaction, Plan, Tenant, TenantDailyStats, TenantMember, TrackedLink
 from tenants.services import tenant_approve
 
 
@@ -58,3 +58,43 @@ class BusinessProfileAdmin(admin.ModelAdmin[BusinessProfile]):
     search_fields = ("tenant__slug", "tenant__name", "description")
     list_select_related = ("tenant",)
     raw_id_fields = ("tenant",)
+
+
+@admin.register(TrackedLink)
+class TrackedLinkAdmin(admin.ModelAdmin[TrackedLink]):
+    list_display = ("code", "tenant", "destination", "created_at")
+    search_fields = ("code", "destination", "tenant__slug", "tenant__name")
+    list_select_related = ("tenant",)
+    raw_id_fields = ("tenant",)
+    readonly_fields = ("created_at",)
+
+
+class _ReadOnly:
+    """Rows written by jobs only: operators look, never edit."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(TenantDailyStats)
+class TenantDailyStatsAdmin(_ReadOnly, admin.ModelAdmin[TenantDailyStats]):
+    list_display = ("date", "tenant", "views", "unique_visitors", "redirects", "orders", "revenue", "updated_at")
+    list_filter = ("date",)
+    search_fields = ("tenant__slug", "tenant__name")
+    list_select_related = ("tenant",)
+    date_hierarchy = "date"
+    ordering = ("-date", "tenant_id")
+
+
+@admin.register(Interaction)
+class InteractionAdmin(_ReadOnly, admin.ModelAdmin[Interaction]):
+    list_display = ("occurred_at", "tenant", "kind", "code", "visitor", "utm_source", "utm_campaign")
+    list_filter = ("kind",)
+    # Exact matches only: a LIKE over millions of rows would time the page out.
+    search_fields = ("=tenant__slug", "=code", "=visitor")
+    list_select_related = ("tenant",)
+    ordering = ("-id",)
+    show_full_result_count = False  # a count(*) over the whole table on every page load is slow

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
+from django.db.models import Q
 
 
 class Plan(models.Model):
@@ -78,3 +82,83 @@ class BusinessProfile(models.Model):
 
     def __str__(self) -> str:
         return f"Profile of {self.tenant}"
+
+
+class TrackedLink(models.Model):
+    """A short link a tenant shares: ``/t/<tenant>/r/<code>`` redirects to ``destination``.
+
+    The destination is stored by the tenant and checked here (http/https only, also
+    as a database constraint): the redirect never goes to a URL taken from the request.
+    """
+
+    # The unique (tenant, code) index serves every lookup, so no separate FK index.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tracked_links", db_index=False)
+    code = models.SlugField(max_length=64, db_index=False)  # the unique (tenant, code) index covers it
+    destination = models.URLField(max_length=2000, validators=[URLValidator(schemes=["http", "https"])])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="tracked_link_tenant_code_unique"),
+            models.CheckConstraint(
+                condition=Q(destination__startswith="http://") | Q(destination__startswith="https://"),
+                name="tracked_link_http_destination",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} → {self.destination}"
+
+
+class Interaction(models.Model):
+    """One pixel view or redirect, written in batches by RecordInteraction from the
+    Redis buffer (tenants/tracking.py). No raw IP: ``visitor`` is a salted hash."""
+
+    class Kind(models.TextChoices):
+        VIEW = "view", "Pixel view"
+        REDIRECT = "redirect", "Redirect"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="interactions", db_index=False)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    code = models.CharField(max_length=64, blank=True)  # the TrackedLink code of a redirect
+    # HMAC of IP + user agent under a random salt that exists for one day (README
+    # "Tracking and analytics"): distinct per day, unlinkable across days.
+    visitor = models.CharField(max_length=16)
+    occurred_at = models.DateTimeField()
+    utm_source = models.CharField(max_length=200, blank=True)
+    utm_medium = models.CharField(max_length=200, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+    # The hit's Redis stream entry id: a batch inserted again after a crash
+    # (before its acknowledgement) conflicts here and is skipped, not counted twice.
+    hit_id = models.CharField(max_length=32, unique=True)
+
+    class Meta:
+        indexes = [
+            # SyncTenantAnalytics: one tenant's interactions in one day.
+            models.Index(fields=["tenant", "occurred_at"], name="interaction_tenant_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.tenant_id} {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TenantDailyStats(models.Model):
+    """One tenant's figures for one day, upserted by SyncTenantAnalytics (idempotent)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="daily_stats", db_index=False)
+    date = models.DateField()
+    views = models.PositiveIntegerField(default=0)
+    unique_visitors = models.PositiveIntegerField(default=0)
+    redirects = models.PositiveIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "tenant daily stats"
+        constraints = [models.UniqueConstraint(fields=["tenant", "date"], name="tenant_daily_stats_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.date}"

@@ -30,3 +30,17 @@ def tenant_approve(*, tenant_id: int) -> bool:
         tenant=tenant.pk,
     )
     return True
+
+
+def business_profile_apply(*, tenant_id: int, description: str, tags: list[str]) -> bool:
+    """Store a generated description and tags on the tenant's profile.
+
+    Returns False when the tenant no longer exists (a job for a deleted row is a no-op).
+    """
+    if not Tenant.objects.filter(pk=tenant_id).exists():
+        return False
+    BusinessProfile.objects.update_or_create(
+        tenant_id=tenant_id,
+        defaults={"description": description, "tags": tags, "ai_enhanced_at": timezone.now()},
+    )
+    return True

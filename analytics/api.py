@@ -1,0 +1,121 @@
+"""Tenant API: the requesting tenant's daily figures and monthly PDF reports."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.jobs import yesterday
+from analytics.models import MonthlyReport
+from analytics.reports import month_start, report_request
+from tenants.api import tenant_for
+from tenants.downloads import download_url
+from tenants.models import TenantDailyStats
+
+MAX_DAYS = 366
+
+
+class DailyStatsSerializer(serializers.ModelSerializer[TenantDailyStats]):
+    class Meta:
+        model = TenantDailyStats
+        fields = ["date", "views", "unique_visitors", "redirects", "orders", "revenue"]
+
+
+class BadRange(ValueError):
+    pass
+
+
+def _range(params: dict[str, str]) -> tuple[date, date]:
+    """``from`` / ``to`` (YYYY-MM-DD, inclusive); default the 30 days up to yesterday."""
+    parsed: dict[str, date] = {}
+    for name in ("from", "to"):
+        if params.get(name):
+            try:
+                parsed[name] = date.fromisoformat(params[name])
+            except ValueError:
+                raise BadRange(f"{name}: {params[name]!r} is not a date; use YYYY-MM-DD") from None
+    last = parsed.get("to") or yesterday()
+    first = parsed.get("from") or last - timedelta(days=29)
+    if first > last:
+        raise BadRange("from must not be after to")
+    if (last - first).days >= MAX_DAYS:
+        raise BadRange(f"at most {MAX_DAYS} days at a time")
+    return first, last
+
+
+class DailyStatsView(APIView):
+    """``GET /api/analytics/?from=YYYY-MM-DD&to=YYYY-MM-DD``: one row per day that
+    has been computed (SyncTenantAnalytics runs nightly for yesterday)."""
+
+    def get(self, request: Request) -> Response:
+        tenant = tenant_for(request)
+        try:
+            first, last = _range({key: str(request.query_params.get(key, "")) for key in ("from", "to")})
+        except BadRange as exc:
+            return Response({"detail": str(exc)}, status=400)
+        rows = TenantDailyStats.objects.filter(tenant=tenant, date__gte=first, date__lte=last).order_by("date")
+        return Response(
+            {"tenant": tenant.slug, "from": first, "to": last, "days": DailyStatsSerializer(rows, many=True).data}
+        )
+
+
+class ReportRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    month = serializers.CharField(help_text="YYYY-MM")
+
+    def validate_month(self, value: str) -> date:
+        try:
+            month = month_start(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        if month > timezone.localdate():
+            raise serializers.ValidationError("that month has not started yet")
+        return month
+
+
+def _report_status(request: Request, report: MonthlyReport) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": report.pk,
+        "status": report.status,
+        "month": f"{report.month:%Y-%m}",
+        "created_at": report.created_at,
+        "finished_at": report.finished_at,
+        "status_url": request.build_absolute_uri(reverse("api-report-detail", args=[report.pk])),
+    }
+    if report.status == MonthlyReport.Status.DONE:
+        link = download_url(kind="report", object_id=report.pk, tenant_id=report.tenant_id)
+        body["download_url"] = request.build_absolute_uri(link)
+    if report.status == MonthlyReport.Status.FAILED:
+        body["error"] = report.error
+    return body
+
+
+class ReportListView(APIView):
+    """``POST /api/reports/`` ``{"month": "YYYY-MM"}``: request the month's PDF (202 with a status URL)."""
+
+    def post(self, request: Request) -> Response:
+        tenant = tenant_for(request)
+        serializer = ReportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = report_request(
+            tenant=tenant,
+            month=serializer.validated_data["month"],
+            email=getattr(request.user, "email", ""),
+            user_id=request.user.pk,
+        )
+        return Response(_report_status(request, report), status=status.HTTP_202_ACCEPTED)
+
+
+class ReportDetailView(APIView):
+    """``GET /api/reports/<id>/``: status and, when ready, the signed download URL."""
+
+    def get(self, request: Request, report_id: int) -> Response:
+        report = get_object_or_404(MonthlyReport, pk=report_id, tenant=tenant_for(request))
+        return Response(_report_status(request, report))

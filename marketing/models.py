@@ -47,6 +47,7 @@ class CampaignDelivery(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"  # claimed by one job (claimed_by); back to pending if its attempt fails
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
@@ -57,8 +58,13 @@ class CampaignDelivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The RQ job id holding the claim, and since when: only that job (its retries
+    # included) may send, so a duplicate job for the same delivery is a no-op.
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "campaign deliveries"
         constraints = [
             # A recipient gets a campaign once, however often fan-out is retried.
             models.UniqueConstraint(fields=["campaign", "subscriber"], name="delivery_campaign_subscriber_unique")

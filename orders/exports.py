@@ -18,10 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from config.mail import send_templated
 from orders.models import Order, SalesExport
 from tenants.downloads import Download, download_url, register_download
 from tenants.models import Tenant
@@ -136,12 +136,16 @@ def _notify(export: SalesExport) -> None:
     if not recipient:
         return
     link = download_url(kind="export", object_id=export.pk, tenant_id=export.tenant_id)
-    base = settings.SITE_URL.rstrip("/")
-    send_mail(
+    context = {
+        "export": export,
+        "url": settings.SITE_URL.rstrip("/") + link,
+        "hours": settings.DOWNLOAD_LINK_LIFETIME // 3600,
+    }
+    send_templated(
+        "export_ready",
+        context,
         subject=f"Your sales export ({export.date_from} – {export.date_to}) is ready",
-        message=f"{export.rows_done} orders. Download (valid 24 hours): {base}{link}\n",
-        from_email=None,
-        recipient_list=[recipient],
+        to=[recipient],
     )
 
 

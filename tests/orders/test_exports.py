@@ -37,7 +37,8 @@ def _orders(tenant: Any, count: int) -> list[Order]:
     ]
 
 
-def test_an_xlsx_export_end_to_end(redis_conn: Redis) -> None:
+def test_an_xlsx_export_end_to_end(redis_conn: Redis, smtp_server: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("EMAIL_URL", smtp_server.url)  # the worker e-mails through the test SMTP server
     tenant = TenantFactory.create()
     placed = _orders(tenant, 25)
     _orders(TenantFactory.create(), 3)  # another tenant's orders stay out
@@ -50,7 +51,10 @@ def test_an_xlsx_export_end_to_end(redis_conn: Redis) -> None:
     assert client.get(status_url).json()["status"] == "queued"
     worker = run_worker("default", "--burst")
     assert worker.returncode == 0
-    assert "Download (valid 24 hours): http" in worker.stdout  # the e-mail (console backend)
+    [mail] = smtp_server.messages
+    text, html = mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()
+    assert "25 order(s)" in text and "the link works for 24 hours" in text and "/d/" in text
+    assert 'href="http' in html and "/d/" in html
     body = client.get(status_url).json()
     assert (body["status"], body["rows_done"], body["rows_total"], body["progress"]) == ("done", 25, 25, 1.0)
     download = client.get(body["download_url"])

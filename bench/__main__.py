@@ -13,7 +13,14 @@ import os
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.worker_throughput", "bench.outbox", "bench.commerce", "bench.seed_orders"]
+BENCHMARKS = [
+    "bench.worker_throughput",
+    "bench.outbox",
+    "bench.commerce",
+    "bench.seed_orders",
+    "bench.tracking",
+    "bench.marketing",
+]
 
 
 def main() -> int:

@@ -14,6 +14,19 @@ SCHEDULE = [
     Entry("queue-smoke-test", "queueing.jobs.smoke_test", cron="*/5 * * * *"),
     # Job metrics: five minutes of per-minute Redis counters into PostgreSQL history.
     Entry("queue-snapshot", "queueing.jobs.snapshot", cron="*/5 * * * *"),
+    # Alerts (queueing.alerts): on both queues, so a queue whose workers died is still
+    # reported by the other's; the Redis lock and the alert state make the second pass a no-op.
+    Entry("queue-alerts-high", "queueing.jobs.check_alerts", every=60, args=("high",), queue="high"),
+    Entry("queue-alerts-default", "queueing.jobs.check_alerts", every=60, args=("default",), queue="default"),
+    # SendAppointmentReminders: appointments starting 23–24 hours from now.
+    Entry("appointment-reminders", "appointments.jobs.send_appointment_reminders", cron="0 * * * *"),
+    # RecordInteraction: tracking hits buffered in Redis into Interaction rows, in batches.
+    Entry("tracking-record", "analytics.jobs.record_interactions", every=60),
+    # SyncAnalyticsJob: yesterday's figures, one SyncTenantAnalytics per approved tenant
+    # (no args: the job takes "yesterday" when it runs; the 15 minutes let the drain finish).
+    Entry("analytics-daily", "analytics.jobs.sync_analytics", cron="15 0 * * *"),
+    # AuditTenantLimits: usage against plan limits; owners e-mailed once per month at 90% and once over.
+    Entry("tenant-limits-audit", "analytics.jobs.audit_tenant_limits", cron="30 1 * * *"),
     # ReleaseStaleOrders: PENDING orders older than 30 minutes give their stock back.
     Entry("release-stale-orders", "orders.jobs.release_stale_orders", cron="*/15 * * * *"),
     # The outbox: safety-net relay pass, stuck-message repair, daily pruning.

@@ -1,10 +1,13 @@
 """Django settings. Every deployment-specific value comes from the environment."""
 
+import ipaddress
+import json
 import os
 import secrets
 from pathlib import Path
 
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, env
 
@@ -75,6 +78,9 @@ INSTALLED_APPS = [
     "orders",
     "appointments",
     "marketing",
+    # Reads across tenants and orders (daily figures, their jobs, API and command),
+    # so it sits above both: imports point one way (analytics → orders → tenants).
+    "analytics",
     "config.apps.ProjectConfig",
 ]
 
@@ -147,6 +153,9 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Vito Business OS <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds before an SMTP connection or send gives up (Django waits forever by
+# default): a hung mail server must not hold a worker or the alert pass.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
 # --------------------------------------------------------------------------- queues
 # Both queues live on one Redis so one worker can drain `high` before `default`.
@@ -168,13 +177,92 @@ OUTBOX_ROUTE_MODULES = env.list("OUTBOX_ROUTE_MODULES", default=[])
 QUEUE_SCHEDULE = "config.schedule.SCHEDULE"
 # Job metrics history (queue_snapshot, every 5 minutes) kept this many days.
 QUEUE_METRICS_RETENTION_DAYS = env.int("QUEUE_METRICS_RETENTION_DAYS", default=7)
+# E-mails allowed on the queue dashboard (/admin/queues/). Empty: every superuser
+# and holder of queueing.view_dashboard; set: only those of them on the list.
+QUEUE_DASHBOARD_ALLOWLIST = env.list("QUEUE_DASHBOARD_ALLOWLIST", default=[])
 # The outbox is "lagging" (alert, queue_health fails) when its oldest due message waited longer.
 OUTBOX_LAG_ALERT_SECONDS = env.int("OUTBOX_LAG_ALERT_SECONDS", default=300)
+
+
+def _per_queue(name: str, defaults: dict[str, int]) -> dict[str, int]:
+    # "default:1000,high:100" (queue_monitor's syntax); queues not named keep their default.
+    out = dict(defaults)
+    for item in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
+        queue, _, value = item.partition(":")
+        if queue not in RQ_QUEUES or not value.isdigit():
+            raise ImproperlyConfigured(f"{name}: expected queue:number pairs for {', '.join(RQ_QUEUES)}, got {item!r}")
+        out[queue] = int(value)
+    return out
+
+
+# Alerts (queueing.alerts, checked every minute; README "Alerts"): a queue deeper
+# than its limit, its oldest job waiting longer than its limit, more than RATE of
+# attempts failing over 5 minutes (only once at least MIN_JOBS ran, so one failure
+# in two jobs pages nobody), no live worker, a status provider's problem.
+QUEUE_ALERT_DEPTH = _per_queue("QUEUE_ALERT_DEPTH", {name: 1000 for name in RQ_QUEUES})
+QUEUE_ALERT_WAIT_SECONDS = _per_queue("QUEUE_ALERT_WAIT_SECONDS", {"default": 300, "high": 60})
+QUEUE_ALERT_FAILURE_RATE = env.float("QUEUE_ALERT_FAILURE_RATE", default=0.05)
+QUEUE_ALERT_FAILURE_MIN_JOBS = env.int("QUEUE_ALERT_FAILURE_MIN_JOBS", default=20)
+# A condition that stays firing is e-mailed again after this many seconds, never sooner.
+QUEUE_ALERT_COOLDOWN = env.int("QUEUE_ALERT_COOLDOWN", default=1800)
+# Operators' addresses; empty => every active superuser with an e-mail address.
+QUEUE_ALERT_EMAILS = env.list("QUEUE_ALERT_EMAILS", default=[])
+# Bearer token(s) for /metrics, space-separated during rotation; empty => /metrics answers 503.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 RQ = {
     # Enqueue only when the surrounding transaction commits (never on rollback).
     "COMMIT_MODE": "on_db_commit",
     "DEFAULT_RESULT_TTL": 3600,
 }
+
+# The workers `manage.py queue_supervise` runs (Horizon's supervisors; README
+# "The queue master"). Keys per supervisor: name, queues, balance ("auto" |
+# "simple" | "off"), processes (simple/off), min_processes (per queue) and
+# max_processes (in total), balance_max_shift, balance_cooldown (s),
+# auto_scaling_strategy ("time" | "size") for auto; worker options tries,
+# backoff, timeout, max_jobs, max_time, memory, sleep, nice. No timeout: each
+# queue's DEFAULT_TIMEOUT applies. QUEUE_SUPERVISORS_JSON (the same list as
+# JSON) replaces it, e.g. for one host or a test.
+QUEUE_SUPERVISORS = [
+    {
+        # General jobs (e-mails, analytics, reports, media): 1–3 processes by backlog.
+        "name": "default",
+        "queues": ["default"],
+        "balance": "auto",
+        "min_processes": 1,
+        "max_processes": 3,
+        "balance_max_shift": 1,
+        "balance_cooldown": 3,
+        "auto_scaling_strategy": "time",
+        "tries": 3,
+        "sleep": 3,
+        "max_jobs": 1000,
+        "max_time": 3600,
+        "memory": 256,
+    },
+    {
+        # Time-sensitive work (payments, webhooks): `high` first, then `default`.
+        "name": "high",
+        "queues": ["high", "default"],
+        "balance": "off",
+        "processes": 1,
+        "tries": 5,
+        "sleep": 1,
+        "max_jobs": 500,
+        "max_time": 3600,
+        "memory": 256,
+    },
+]
+if _supervisors_json := env.str("QUEUE_SUPERVISORS_JSON", default=""):
+    try:
+        QUEUE_SUPERVISORS = json.loads(_supervisors_json)
+    except ValueError as exc:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"QUEUE_SUPERVISORS_JSON is not valid JSON: {exc}") from None
+# Seconds queue_supervise gives its children to finish their jobs on stop
+# (supervisord's stopwaitsecs for it must be longer).
+QUEUE_SUPERVISOR_DRAIN = env.float("QUEUE_SUPERVISOR_DRAIN", default=60)
 
 # --------------------------------------------------------------------------- API
 REST_FRAMEWORK = {
@@ -192,11 +280,39 @@ REST_FRAMEWORK = {
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Business-profile generation (tenants/ai.py): an OpenAI-compatible
+# chat-completions endpoint when AI_BASE_URL is set (e.g. https://api.openai.com/v1),
+# else the offline keyword-extraction provider.
+AI_BASE_URL = env.str("AI_BASE_URL", default="")
+AI_API_KEY = env.str("AI_API_KEY", default="")
+AI_MODEL = env.str("AI_MODEL", default="gpt-4o-mini")
+AI_TIMEOUT = env.float("AI_TIMEOUT", default=30.0)
 
 # Absolute links in e-mails (export ready, reports).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # Signed download links (/d/<token>/) live this long by default.
 DOWNLOAD_LINK_LIFETIME = env.int("DOWNLOAD_LINK_LIFETIME", default=24 * 3600)
+# Campaign e-mails each tenant may send per minute (the "campaign-email" rate
+# limit): jobs over it wait for a later minute; they are not failed.
+CAMPAIGN_RATE_PER_MINUTE = env.int("CAMPAIGN_RATE_PER_MINUTE", default=600)
+
+# --------------------------------------------------------------------------- tracking
+# Public tracking (/t/<tenant>/pixel.gif, /t/<tenant>/r/<code>; tenants/tracking.py):
+# hits per client IP (IPv6: per /64) per minute before 429; 0 turns the limit off.
+TRACKING_RATE_LIMIT_PER_MINUTE = env.int("TRACKING_RATE_LIMIT_PER_MINUTE", default=120)
+# Proxies (IPs or CIDRs) whose X-Forwarded-For is believed. Empty: the header is
+# ignored, so a client cannot pick its own rate-limit bucket by forging it.
+TRACKING_TRUSTED_PROXIES = env.list("TRACKING_TRUSTED_PROXIES", default=[])
+for _proxy in TRACKING_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRACKING_TRUSTED_PROXIES: {_proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+        ) from None
+# The Redis buffer of hits waiting for RecordInteraction keeps at most about this
+# many (the oldest go first): a long worker outage must not fill Redis, which the queues share.
+TRACKING_BUFFER_MAX_LEN = env.int("TRACKING_BUFFER_MAX_LEN", default=1_000_000)
 
 # --------------------------------------------------------------------------- security
 # Secure by default when DEBUG is off; each can be relaxed by env (e.g. behind

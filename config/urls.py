@@ -1,9 +1,13 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import include, path, re_path
+from django_rq import stats_views
 
+from analytics.api import DailyStatsView, ReportDetailView, ReportListView
 from orders.api import ExportDetailView, ExportListView, ProductImageView
 from orders.webhooks import PaymentWebhookView, StripeWebhookView
+from queueing.views import metrics_view
+from tenants import tracking
 from tenants.downloads import signed_download
 
 
@@ -13,12 +17,28 @@ def healthz(_request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
+    # Public tracking: plain Django views, one Redis round trip per hit (tenants/tracking.py).
+    path("t/<slug:tenant>/pixel.gif", tracking.pixel, name="tracking-pixel"),
+    path("t/<slug:tenant>/r/<slug:code>", tracking.redirect, name="tracking-redirect"),
     path("api/webhooks/payments/", PaymentWebhookView.as_view(), name="webhook-payments"),
     path("api/webhooks/stripe/", StripeWebhookView.as_view(), name="webhook-stripe"),
     path("api/exports/", ExportListView.as_view(), name="api-exports"),
     path("api/exports/<int:export_id>/", ExportDetailView.as_view(), name="api-export-detail"),
     path("api/products/<int:product_id>/image/", ProductImageView.as_view(), name="api-product-image"),
+    path("api/analytics/", DailyStatsView.as_view(), name="api-analytics"),
+    path("api/reports/", ReportListView.as_view(), name="api-reports"),
+    path("api/reports/<int:report_id>/", ReportDetailView.as_view(), name="api-report-detail"),
+    # The queue dashboard has its own access rule (not superusers-only), so it comes before the admin.
+    path("admin/queues/", include("queueing.dashboard.urls")),
+    # django-rq leaves its stats.json and Prometheus views open to any staff
+    # user (or RQ_API_TOKEN); here they sit behind the operators' gate like the
+    # rest of the admin. /metrics (METRICS_TOKEN) is the scrape endpoint.
+    re_path(r"^admin/django_rq/dashboard/stats\.json/?", admin.site.admin_view(stats_views.stats_json)),
+    re_path(r"^admin/django_rq/dashboard/metrics/?$", admin.site.admin_view(stats_views.prometheus_metrics)),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; bearer METRICS_TOKEN
     path("d/<str:token>/", signed_download, name="signed-download"),
+    # Campaigns API (/api/campaigns/…) and the unsubscribe link (/u/<token>/).
+    path("", include("marketing.urls")),
 ]

@@ -16,3 +16,29 @@ class OutboxConfig(AppConfig):
         from queueing.status import register
 
         register("outbox", outbox_status)
+        # The queue dashboard's outbox panel offers replay without queueing importing us.
+        from queueing.dashboard.panels import register_action
+
+        register_action(
+            "outbox",
+            "replay_dead",
+            "Replay dead messages",
+            replay_dead,
+            confirm="Deliver every dead outbox message again (handlers that already ran skip it)?",
+        )
+
+
+REPLAY_BATCH = 1000  # one click replays at most this many, oldest first; outbox_replay does ranges of any size
+
+
+def replay_dead() -> str:
+    from outbox.models import OutboxMessage
+    from outbox.services import outbox_replay
+
+    ids = list(
+        OutboxMessage.objects.filter(status=OutboxMessage.Status.DEAD)
+        .order_by("id")
+        .values_list("pk", flat=True)[:REPLAY_BATCH]
+    )
+    count = outbox_replay(ids=ids)
+    return f"Replayed {count} dead outbox message(s)." if count else "No dead outbox message to replay."

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import django_rq
 import pytest
@@ -14,3 +15,19 @@ def redis_conn() -> Iterator[Redis]:
     conn.flushdb()
     yield conn
     conn.flushdb()
+
+
+@pytest.fixture
+def smtp_server(settings: Any) -> Iterator[Any]:
+    """A real SMTP server on loopback; Django's SMTP backend is pointed at it."""
+    from tests.mail import Inbox, start
+
+    inbox = Inbox()
+    controller, port = start(inbox)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    inbox.url = f"smtp://127.0.0.1:{port}"  # EMAIL_URL for worker subprocesses
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield inbox
+    controller.stop()

@@ -49,6 +49,7 @@ def failed_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": f"Failed job #{job.pk}",
+        "can_operate": can_operate_dashboard(request.user),
         "job": job,
         "args_json": json.dumps(job.args, indent=2, ensure_ascii=False),
         "kwargs_json": json.dumps(job.kwargs, indent=2, ensure_ascii=False),

@@ -442,3 +442,13 @@ def test_viewing_does_not_include_acting(redis_conn: Redis) -> None:
     from queueing.models import AuditEntry
 
     assert paused_queues(redis_conn) == set() and not AuditEntry.objects.exists()
+
+
+def test_a_viewer_sees_no_action_buttons(redis_conn: Redis) -> None:
+    row = _ledger("v")
+    viewer = _client(_user(perm=True))
+    for url in (URL, f"{URL}live/", f"{URL}failed/{row.pk}/"):
+        page = viewer.get(url).content.decode()
+        assert 'method="post"' not in page, url
+    operator = _client(_user(operate=True))
+    assert 'method="post"' in operator.get(f"{URL}failed/{row.pk}/").content.decode()

@@ -25,10 +25,9 @@ from django.utils.safestring import SafeString, mark_safe
 
 from analytics.models import MonthlyReport
 from analytics.services import REVENUE_STATUSES, day_bounds, days_between
-from config.mail import send_templated
 from orders.models import Order, OrderItem
 from queueing.dashboard.charts import Series, bar_chart
-from tenants.downloads import Download, download_url, register_download
+from tenants.downloads import Download, register_download, send_download_link
 from tenants.models import Tenant, TenantDailyStats
 
 log = logging.getLogger(__name__)
@@ -245,14 +244,14 @@ def _notify(report: MonthlyReport) -> None:
     recipient = report.email or (report.requested_by.email if report.requested_by else "")
     if not recipient:
         return
-    link = download_url(kind="report", object_id=report.pk, tenant_id=report.tenant_id)
-    context = {
-        "report": report,
-        "url": settings.SITE_URL.rstrip("/") + link,
-        "hours": settings.DOWNLOAD_LINK_LIFETIME // 3600,
-    }
-    send_templated(
-        "report_ready", context, subject=f"Your monthly report for {report.month:%B %Y} is ready", to=[recipient]
+    send_download_link(
+        kind="report",
+        object_id=report.pk,
+        tenant_id=report.tenant_id,
+        to=recipient,
+        template="report_ready",
+        subject=f"Your monthly report for {report.month:%B %Y} is ready",
+        context={"report": report},
     )
 
 

@@ -12,10 +12,8 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.harness import table
-from bench.loadgen import raw_request, run_load
+from bench.loadgen import gunicorn, raw_request, run_load
 
 
 def _fill(total: int, stale: int) -> tuple[int, int]:
@@ -154,12 +152,6 @@ def _export() -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _webhooks() -> None:
     from standardwebhooks.webhooks import Webhook
 
@@ -168,13 +160,6 @@ def _webhooks() -> None:
 
     secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     product = ProductFactory.create()
-    port = _free_port()
-    env = {**os.environ, "PAYMENT_WEBHOOK_SECRET": secret, "ALLOWED_HOSTS": "127.0.0.1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "4",
-         "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     signer = Webhook(secret)
     seconds = float(os.environ.get("BENCH_HTTP_SECONDS", "8"))
     rounds = 3
@@ -198,16 +183,7 @@ def _webhooks() -> None:
             built.append(raw_request("POST", "/api/webhooks/payments/", body.encode(), headers))
         return built
 
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with gunicorn({"PAYMENT_WEBHOOK_SECRET": secret}) as port:
         healthz = [raw_request("GET", "/healthz")]
         # Alternate the two, three rounds each, and keep each one's best round:
         # the machine is shared, and a neighbour's burst should not decide the ratio.
@@ -217,9 +193,6 @@ def _webhooks() -> None:
             # Enough unique events for a server three times faster than seen here.
             hooks_runs.append(run_load(port, iter(signed_webhooks(int(seconds * 2500))), seconds=seconds))
         trivial, hooks = max(trivials), max(hooks_runs)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     stored = WebhookEvent.objects.count()
     table(
         "Payment webhook endpoint under gunicorn (4 sync workers, as in production);"

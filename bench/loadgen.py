@@ -14,11 +14,16 @@ is for a provider's webhook delivery.
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 
 def raw_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
@@ -79,3 +84,36 @@ def run_load(port: int, requests: Iterable[bytes], *, seconds: float, connection
         return 0.0, 0.0, failures[0]
     latencies.sort()
     return len(latencies) / elapsed, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, failures[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], workers: int = 4) -> Iterator[int]:
+    """The app under gunicorn (sync workers, as in production) on a free
+    loopback port; yields the port once /healthz answers, stops it after."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning"],
+        env={**os.environ, "ALLOWED_HOSTS": "127.0.0.1", **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

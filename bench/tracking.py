@@ -15,16 +15,13 @@
 
 from __future__ import annotations
 
-import http.client
 import os
-import subprocess
-import sys
 import time
 from datetime import date
 
-from bench.commerce import _free_port, _QueryCounter
+from bench.commerce import _QueryCounter
 from bench.harness import table
-from bench.loadgen import raw_request, run_load
+from bench.loadgen import gunicorn, raw_request, run_load
 
 
 def _fanout() -> None:
@@ -108,26 +105,10 @@ def _http() -> int:
     django_rq.get_connection("default").flushdb()
     tenant = TenantFactory.create()
     TrackedLink.objects.create(tenant=tenant, code="sale", destination="https://shop.example.com/sale?ref=bench")
-    port = _free_port()
-    env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1", "TRACKING_TRUSTED_PROXIES": "127.0.0.1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "4",
-         "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     seconds = float(os.environ.get("BENCH_HTTP_SECONDS", "8"))
     rounds = 3
     pixel = f"/t/{tenant.slug}/pixel.gif?utm_source=newsletter&utm_campaign=bench"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with gunicorn({"TRACKING_TRUSTED_PROXIES": "127.0.0.1"}) as port:
         healthz = [raw_request("GET", "/healthz")]
         limited = [raw_request("GET", pixel, headers={"X-Forwarded-For": "192.0.2.99"})]
         # Alternate, three rounds each, keep each one's best: the machine is shared.
@@ -138,9 +119,6 @@ def _http() -> int:
             pixels.append(run_load(port, iter(_client_hits(pixel, per_round, n * per_round)), seconds=seconds))
             over.append(run_load(port, limited, seconds=seconds))
         trivial, best, limit = max(trivials), max(pixels), max(over)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     from tenants import tracking
 
     conn = django_rq.get_connection("default")

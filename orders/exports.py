@@ -15,15 +15,13 @@ import tempfile
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from config.mail import send_templated
 from orders.models import Order, SalesExport
-from tenants.downloads import Download, download_url, register_download
+from tenants.downloads import Download, register_download, send_download_link
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -135,17 +133,14 @@ def _notify(export: SalesExport) -> None:
     recipient = export.email or (export.requested_by.email if export.requested_by else "")
     if not recipient:
         return
-    link = download_url(kind="export", object_id=export.pk, tenant_id=export.tenant_id)
-    context = {
-        "export": export,
-        "url": settings.SITE_URL.rstrip("/") + link,
-        "hours": settings.DOWNLOAD_LINK_LIFETIME // 3600,
-    }
-    send_templated(
-        "export_ready",
-        context,
+    send_download_link(
+        kind="export",
+        object_id=export.pk,
+        tenant_id=export.tenant_id,
+        to=recipient,
+        template="export_ready",
         subject=f"Your sales export ({export.date_from} – {export.date_to}) is ready",
-        to=[recipient],
+        context={"export": export},
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -82,3 +83,15 @@ def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
     response["Content-Type"] = found.content_type
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def send_download_link(
+    *, kind: str, object_id: int, tenant_id: int, to: str, template: str, subject: str, context: dict[str, Any]
+) -> None:
+    """E-mail a "your file is ready" message with a signed link to it (exports, reports).
+    The template gets ``url`` (absolute) and ``hours`` (how long it works) besides ``context``."""
+    from config.mail import send_templated
+
+    link = download_url(kind=kind, object_id=object_id, tenant_id=tenant_id)
+    full = {**context, "url": settings.SITE_URL.rstrip("/") + link, "hours": settings.DOWNLOAD_LINK_LIFETIME // 3600}
+    send_templated(template, full, subject=subject, to=[to])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from django.conf import settings
 from django.core.management.base import CommandError
 from redis import Redis
@@ -11,6 +13,17 @@ def connection() -> Redis:
     import django_rq
 
     return django_rq.get_connection("default")
+
+
+def positive_seconds(value: str) -> float:
+    """argparse type for a duration: a bad value is a usage error (exit 2)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
 
 
 def known_queue(name: str) -> str:

@@ -18,7 +18,6 @@ for the queue dashboard. ``--check`` validates the setting and prints the plan.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queueing.management.commands._base import connection
+from queueing.management.commands._base import connection, positive_seconds
 from queueing.supervisor import Master, SupervisorConfig, parse_drain, parse_supervisors
-
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
-    return seconds
 
 
 class Command(BaseCommand):
@@ -48,7 +37,9 @@ class Command(BaseCommand):
             "--check", action="store_true", help="validate QUEUE_SUPERVISORS, print what would run, and exit"
         )
         parser.add_argument(
-            "--drain", type=_seconds, help="seconds to let children finish on stop (default: QUEUE_SUPERVISOR_DRAIN)"
+            "--drain",
+            type=positive_seconds,
+            help="seconds to let children finish on stop (default: QUEUE_SUPERVISOR_DRAIN)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

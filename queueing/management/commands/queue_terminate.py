@@ -9,7 +9,6 @@ supervisord, are new and keep running).
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -17,22 +16,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis import Redis
 
-from queueing.management.commands._base import connection
+from queueing.management.commands._base import connection, positive_seconds
 from queueing.supervisor import request_terminate, supervisor_state
 
 
 def _live_names(conn: Redis) -> set[str]:
     return {str(state["master"].get("name")) for state in supervisor_state(conn)}
-
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
-    return seconds
 
 
 class Command(BaseCommand):
@@ -42,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="wait until the masters have drained and exited")
         parser.add_argument(
             "--timeout",
-            type=_seconds,
+            type=positive_seconds,
             help="with --wait: give up after this many seconds, exit 1 (default: QUEUE_SUPERVISOR_DRAIN + 15)",
         )
 

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test lint format bench clean-var
+.PHONY: run test lint format bench chaos clean-var
 
 # mypy's Django plugin imports settings; placeholder URLs keep it from starting
 # the embedded servers (it exits without running atexit handlers).
@@ -45,6 +45,10 @@ format: $(DEV_STAMP)
 ## bench: benchmarks in bench/
 bench: $(DEV_STAMP)
 	$(PY) -m bench
+
+## chaos: the fault and abuse suite (its own PostgreSQL and Redis; prints the results table)
+chaos: $(DEV_STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m chaos $(CHAOS_ARGS)
 
 ## clean-var: stop the embedded servers and delete their data (var/)
 clean-var: $(RUN_STAMP)

@@ -126,7 +126,9 @@ class Cluster:
     def manage(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         return self.spawn(name, [sys.executable, "manage.py", *args], env)
 
-    def run(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """``manage.py ARGS`` to completion, output captured (and logged)."""
         done = subprocess.run(
             [sys.executable, "manage.py", *args],

@@ -11,12 +11,13 @@ import os
 import time
 
 import django_rq
+from redis import Redis
 
 from orders.models import Product
 from queueing.definitions import job
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis() -> Redis:
     return django_rq.get_connection("default")
 
 

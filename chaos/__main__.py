@@ -12,12 +12,14 @@ Examples::
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import secrets
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -25,7 +27,24 @@ from chaos.services import Services
 from config import embedded
 
 
+def _artifacts() -> tuple[Path, IO[str]]:
+    """artifacts/chaos, or artifacts/chaos-<pid> while another run holds it."""
+    root = Path(__file__).resolve().parent.parent / "artifacts"
+    root.mkdir(exist_ok=True)
+    for path in (root / "chaos", root / f"chaos-{os.getpid()}"):
+        lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held until the process exits
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return path, lock
+    raise RuntimeError("unreachable: the per-pid directory is never locked by another run")
+
+
 def main(argv: list[str]) -> int:
+    artifacts, _lock = _artifacts()
+    os.environ["CHAOS_ARTIFACTS"] = str(artifacts)
     var = Path(tempfile.mkdtemp(prefix="vito-chaos-"))
     services = Services.create(var)
     print(f"chaos: PostgreSQL and Redis (port {services.redis_port}) in {var}", flush=True)  # noqa: T201

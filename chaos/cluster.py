@@ -25,7 +25,9 @@ from django.db import connection
 
 from bench.loadgen import free_port
 
-LOG_ROOT = Path(settings.BASE_DIR) / "artifacts" / "chaos" / "logs"
+# python -m chaos picks the directory (artifacts/chaos unless another run holds it).
+ARTIFACTS = Path(os.environ.get("CHAOS_ARTIFACTS") or Path(settings.BASE_DIR) / "artifacts" / "chaos")
+LOG_ROOT = ARTIFACTS / "logs"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30, step: float = 0.1) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from chaos.cluster import LOG_ROOT, Cluster
+from chaos.cluster import ARTIFACTS, LOG_ROOT, Cluster
 from chaos.services import Services
 
 
@@ -126,6 +126,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("chaos results")
     for line in lines:
         terminalreporter.write_line(line)
-    out = LOG_ROOT.parent / "results.md"
+    out = ARTIFACTS / "results.md"
     out.write_text("\n".join(lines) + "\n")
-    terminalreporter.write_line(f"(also in {out.relative_to(LOG_ROOT.parent.parent.parent)})")
+    terminalreporter.write_line(f"(also in {out}; the processes' logs are in {LOG_ROOT})")

@@ -37,7 +37,7 @@ def slow_effect(product_id: int, seconds: float) -> None:
     _effect(product_id)
 
 
-@job(queue="default", tries=3)
+@job(queue="default", tries=2)
 def poison(product_id: int) -> None:
     """Kills its own worker, every time (a segfaulting C extension, an OOM kill)."""
     _redis().incr(f"chaos:runs:{product_id}")
@@ -53,3 +53,18 @@ def hog(product_id: int, megabytes: int) -> None:
 
 
 _leak: list[bytearray] = []
+
+
+@job(queue="default")
+def tick(entry: str) -> None:
+    """Enqueued by the simulated schedulers; never run (the scenario counts the queue)."""
+
+
+@job(queue="default")
+def stamp(phase: str, enqueued_at: float) -> None:
+    """Records how long it waited in the queue, for p95 comparisons."""
+    _redis().rpush(f"chaos:waits:{phase}", time.time() - enqueued_at)
+
+
+def waits(phase: str) -> list[float]:
+    return sorted(float(v) for v in _redis().lrange(f"chaos:waits:{phase}", 0, -1))

@@ -43,7 +43,7 @@ def _artifacts() -> tuple[Path, IO[str]]:
 
 
 def main(argv: list[str]) -> int:
-    artifacts, _lock = _artifacts()
+    artifacts, lock = _artifacts()
     os.environ["CHAOS_ARTIFACTS"] = str(artifacts)
     var = Path(tempfile.mkdtemp(prefix="vito-chaos-"))
     services = Services.create(var)
@@ -67,6 +67,7 @@ def main(argv: list[str]) -> int:
         services.stop()
         shutil.rmtree(var, ignore_errors=True)
         shutil.rmtree(embedded.socket_dir(var), ignore_errors=True)
+        lock.close()
 
 
 if __name__ == "__main__":

@@ -66,6 +66,14 @@ def stripe_apply(event: WebhookEvent) -> str:
     if event.type == "payment_intent.succeeded":
         return payment_apply(provider="stripe", facts=_facts(Payment.Kind.SUCCEEDED, obj, "amount_received", ref))
     if event.type == "checkout.session.completed":
+        # Stripe reports one Checkout payment twice: payment_intent.succeeded
+        # and checkout.session.completed. Keyed by the PaymentIntent both are one
+        # payment, whichever arrives first (keyed by the session's own id, the
+        # money was recorded twice, and flagged for refund when the charge's
+        # refund came between the two). Sessions without one keep their own id.
+        intent = obj.get("payment_intent")
+        intent = intent.get("id") if isinstance(intent, dict) else intent  # expanded or not
+        ref = intent if isinstance(intent, str) and intent else ref
         return payment_apply(provider="stripe", facts=_facts(Payment.Kind.SUCCEEDED, obj, "amount_total", ref))
     if event.type == "payment_intent.payment_failed":
         return payment_apply(provider="stripe", facts=_facts(Payment.Kind.FAILED, obj, "amount", ref))

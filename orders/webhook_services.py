@@ -223,13 +223,31 @@ def payment_apply(*, provider: str, facts: PaymentFacts) -> str:
             payment.needs_refund = True
             payment.save(update_fields=["needs_refund"])
             return f"order is {order.status}: payment flagged for refund"
+        # Providers do not promise delivery order: the refund of this money may
+        # have arrived (and been recorded, see below) before the payment did.
+        # Apply it now, so "paid, refunded" and "refunded, paid" end the same:
+        # REFUNDED, paid once (one order.paid message), one refund.
+        if _refund_on_record(order.pk) and _order_refund(order.pk):
+            return "order paid, then refunded (the refund had arrived first)"
         return "order paid"
     if facts.kind == Payment.Kind.REFUNDED:
-        Order.objects.filter(pk=order.pk, status__in=[Order.Status.PAID, Order.Status.FULFILLED]).update(
-            status=Order.Status.REFUNDED
-        )
-        return "order refunded"
+        if _order_refund(order.pk):
+            return "order refunded"
+        # Still PENDING (the payment's own event is late) or released: the
+        # refund is on record and a late payment applies it (above).
+        return f"refund recorded; order is {order.status}"
     return "payment failure recorded"
+
+
+def _refund_on_record(order_id: int) -> bool:
+    """A refund of the whole order (not a mismatching partial one) has been recorded."""
+    return Payment.objects.filter(order_id=order_id, kind=Payment.Kind.REFUNDED, mismatch=False).exists()
+
+
+def _order_refund(order_id: int) -> bool:
+    """PAID/FULFILLED → REFUNDED; False when the order is in no state to be refunded."""
+    paid = [Order.Status.PAID, Order.Status.FULFILLED]
+    return bool(Order.objects.filter(pk=order_id, status__in=paid).update(status=Order.Status.REFUNDED))
 
 
 def webhook_reprocess(*, ids: list[int]) -> int:

@@ -2,8 +2,10 @@
 envelope, then store (event + outbox message in one transaction), then 200.
 
 Status codes: 200 stored (or duplicate, or unknown type — recorded and
-ignored); 400 bad/missing signature or malformed JSON or envelope, nothing
-stored; 413 body over 1 MB; 503 database unreachable, so the provider retries.
+ignored); 400 bad/missing signature or malformed JSON or envelope, or content
+PostgreSQL cannot store (nothing stored: the same bytes would fail again, so
+the provider must not retry them); 413 body over 1 MB; 503 database
+unreachable, so the provider retries.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import binascii
 import json
 import logging
+import time
 from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from django.http import HttpRequest
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -29,6 +33,10 @@ from orders.webhook_services import KNOWN_TYPES, InvalidWebhook, standard_facts,
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+TOLERANCE = 300  # seconds either side of our clock, as Standard Webhooks
+# The model's column sizes: a longer id or type is the sender's error (400), not a 503.
+MAX_EVENT_ID = 255
+MAX_EVENT_TYPE = 100
 
 
 def _reject_constant(name: str) -> Any:
@@ -36,8 +44,43 @@ def _reject_constant(name: str) -> Any:
 
 
 def _json(raw: bytes) -> Any:
-    """Strict JSON: NaN/Infinity (which PostgreSQL's jsonb refuses) are a 400, not a 503."""
-    return json.loads(raw, parse_constant=_reject_constant)
+    """Strict JSON: NaN/Infinity (which PostgreSQL's jsonb refuses) are a 400, not a 503.
+
+    Python's parser also raises plain ValueError (an integer of more than 4,300
+    digits) and RecursionError (arrays nested ~1,000 deep, which a 1 MB body
+    easily holds): both are the sender's malformed JSON, a 400, not a 500.
+    """
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidWebhook("JSON nested too deeply") from None
+    except InvalidWebhook:
+        raise
+    except ValueError as exc:  # JSONDecodeError included
+        raise InvalidWebhook(f"malformed JSON: {exc}") from None
+
+
+def _checked(event_id: str, event_type: str) -> None:
+    if not event_id or len(event_id) > MAX_EVENT_ID:
+        raise InvalidWebhook(f"event id must be 1 to {MAX_EVENT_ID} characters, got {len(event_id)}")
+    if len(event_type) > MAX_EVENT_TYPE:
+        raise InvalidWebhook(f"event type must be at most {MAX_EVENT_TYPE} characters, got {len(event_type)}")
+
+
+def _read_body(request: HttpRequest) -> bytes | None:
+    """The raw body, or None when it is over MAX_BODY (a 413).
+
+    A chunked request has no Content-Length, and Django then reads its body as
+    empty (every signature failing, a misleading 400 — and a 2 MB chunked body
+    not a 413). So read the server's decoded stream ourselves, never more than
+    MAX_BODY + 1 bytes.
+    """
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > MAX_BODY:
+        return None
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    raw = request.META["wsgi.input"].read(MAX_BODY + 1) if chunked and not length else request.body
+    return None if len(raw) > MAX_BODY else raw
 
 
 def _error(status: int, message: str) -> Response:
@@ -66,15 +109,13 @@ class _WebhookView(APIView):
     provider = ""
 
     def post(self, request: Request) -> Response:
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > MAX_BODY:
-            return _error(413, f"body over {MAX_BODY} bytes")
-        raw = request._request.body
-        if len(raw) > MAX_BODY:
+        raw = _read_body(request._request)
+        if raw is None:
             return _error(413, f"body over {MAX_BODY} bytes")
         try:
             event_id, event_type, payload = self.verify(request, raw)
-        except (InvalidWebhook, json.JSONDecodeError) as exc:
+            _checked(event_id, event_type)
+        except InvalidWebhook as exc:
             return _error(400, str(exc))
         try:
             received = webhook_receive(
@@ -83,6 +124,12 @@ class _WebhookView(APIView):
         except (OperationalError, InterfaceError) as exc:
             log.error("webhook %s %s not stored, database unreachable: %s", self.provider, event_id, exc)
             return _error(503, "temporarily unable to store the event; retry later")
+        except DataError as exc:
+            # PostgreSQL refused the content itself (a NUL character, a lone
+            # surrogate, a number jsonb cannot hold): the same bytes fail every
+            # time, so a 400 the provider will not retry for days, not a 503.
+            log.warning("webhook %s %s refused by the database: %s", self.provider, event_id, exc)
+            return _error(400, f"event content cannot be stored: {str(exc).splitlines()[0]}")
         except DatabaseError as exc:
             log.error("webhook %s %s not stored: %s", self.provider, event_id, exc)
             return _error(503, "temporarily unable to store the event; retry later")
@@ -136,11 +183,23 @@ class StripeWebhookView(_WebhookView):
             raise InvalidWebhook("missing Stripe-Signature header")
         try:
             stripe.WebhookSignature.verify_header(
-                raw.decode("utf-8"), signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=300
+                raw.decode("utf-8"), signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=TOLERANCE
             )
         except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
             raise InvalidWebhook(f"signature verification failed: {exc}") from None
+        _not_from_the_future(signature)
         body = _json(raw)
         if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(body.get("type"), str):
             raise InvalidWebhook("expected a Stripe event object with 'id' and 'type'")
         return body["id"], body["type"], body
+
+
+def _not_from_the_future(signature: str) -> None:
+    """Stripe's library rejects only timestamps more than ``tolerance`` old.
+    Also refuse ones more than TOLERANCE ahead, as Standard Webhooks does, so a
+    signed request is replayable for at most that window either side of now,
+    whatever timestamp it carries. (Called after verification: ``t`` parses.)"""
+    # Parsed as the library does: the first ``t=`` item.
+    stamp = next(int(parts[1]) for parts in (item.split("=", 2) for item in signature.split(",")) if parts[0] == "t")
+    if stamp > time.time() + TOLERANCE:
+        raise InvalidWebhook(f"signature verification failed: timestamp {stamp} is more than {TOLERANCE} s ahead")

@@ -197,8 +197,8 @@ def test_a_payment_for_a_released_order_is_flagged_for_refund(live_server: Any, 
     assert Payment.objects.get().needs_refund is True
 
 
-def _stripe_headers(body: bytes, secret: str = STRIPE_SECRET, scheme: str = "v1") -> dict[str, str]:
-    stamp = int(time.time())
+def _stripe_headers(body: bytes, secret: str = STRIPE_SECRET, scheme: str = "v1", skew: int = 0) -> dict[str, str]:
+    stamp = int(time.time()) + skew
     digest = hmac.new(secret.encode(), f"{stamp}.{body.decode()}".encode(), hashlib.sha256).hexdigest()
     return {"Stripe-Signature": f"t={stamp},{scheme}={digest}"}
 
@@ -226,9 +226,87 @@ def test_stripe_rejects_v0_only_and_tampered_signatures(live_server: Any, redis_
     order = _order()
     body = _stripe_event("payment_intent.succeeded", {"id": "pi_1", "amount_received": 2500, "currency": "usd",
                                                       "metadata": {"order_id": str(order.pk)}})  # fmt: skip
-    for headers in (_stripe_headers(body, scheme="v0"), _stripe_headers(body, secret="whsec_wrong"), {}):
-        assert _post(f"{live_server.url}/api/webhooks/stripe/", body, headers)[0] == 400
+    for headers in (
+        _stripe_headers(body, scheme="v0"),
+        _stripe_headers(body, secret="whsec_wrong"),
+        {},
+        _stripe_headers(body, skew=-301),
+        _stripe_headers(body, skew=301),  # Stripe's library only checks the past; we check both sides
+    ):
+        assert _post(f"{live_server.url}/api/webhooks/stripe/", body, headers)[0] == 400, headers
     assert _nothing_stored()
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        '"s": "a\\u0000b"',  # jsonb refuses NUL
+        '"s": "\\ud800"',  # and lone surrogates
+        '"n": 1e400',  # Python reads inf, jsonb refuses it
+        '"n": ' + "7" * 5000,  # over Python's 4,300-digit limit: a ValueError
+        '"deep": ' + "[" * 5000 + "]" * 5000,  # RecursionError in the parser
+        '"type": "' + "t" * 101 + '"',  # longer than the type column
+    ],
+    ids=["nul", "surrogate", "1e400", "5000-digits", "deep", "long-type"],
+)
+def test_signed_content_the_database_cannot_store_is_400_not_5xx(
+    live_server: Any, redis_conn: Redis, fragment: str
+) -> None:
+    """The same bytes would fail on every retry: a 400 (sender's error), never a 500 or a 503."""
+    body = ('{"id": "evt_hostile", "type": "chaos.hostile", ' + fragment + "}").encode()
+    for path, headers in (("payments", _signed(body)), ("stripe", _stripe_headers(body))):
+        status, answer = _post(f"{live_server.url}/api/webhooks/{path}/", body, headers)
+        assert status == 400 and answer["error"], (path, status, answer)
+    assert _nothing_stored()
+
+
+def test_an_event_id_longer_than_the_column_is_400(live_server: Any, redis_conn: Redis) -> None:
+    body = json.dumps({"type": "payment.disputed", "data": {}}).encode()
+    status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body, msg_id="m" * 256))
+    assert status == 400 and "event id" in answer["error"]
+    body = json.dumps({"id": "evt_" + "x" * 300, "type": "customer.created", "data": {"object": {}}}).encode()
+    assert _post(f"{live_server.url}/api/webhooks/stripe/", body, _stripe_headers(body))[0] == 400
+    assert _nothing_stored()
+
+
+def _stripe_payment(order: Order) -> dict[str, dict[str, Any]]:
+    meta = {"order_id": str(order.pk)}
+    return {
+        "payment_intent.succeeded": {"id": "pi_9", "amount_received": 2500, "currency": "usd", "metadata": meta},
+        "checkout.session.completed": {"id": "cs_9", "amount_total": 2500, "currency": "usd",
+                                       "payment_intent": "pi_9", "metadata": meta},
+        "charge.refunded": {"id": "ch_9", "amount_refunded": 2500, "currency": "usd", "payment_intent": "pi_9",
+                            "metadata": meta},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        ("payment_intent.succeeded", "checkout.session.completed", "charge.refunded"),
+        ("charge.refunded", "checkout.session.completed", "payment_intent.succeeded"),
+        ("payment_intent.succeeded", "charge.refunded", "checkout.session.completed"),
+    ],
+    ids=["in-order", "refund-first", "refund-between"],
+)
+def test_a_stripe_checkout_paid_then_refunded_ends_the_same_in_any_order(
+    live_server: Any, redis_conn: Redis, kinds: tuple[str, ...]
+) -> None:
+    """One payment, reported twice (PaymentIntent and Checkout Session), then
+    refunded: one succeeded payment, one order.paid, REFUNDED, nothing flagged."""
+    order = _order()
+    objects = _stripe_payment(order)
+    for kind in kinds:
+        body = _stripe_event(kind, objects[kind])
+        assert _post(f"{live_server.url}/api/webhooks/stripe/", body, _stripe_headers(body))[0] == 200
+        _process()
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED and order.paid_at is not None
+    assert sorted(Payment.objects.values_list("kind", "reference", "needs_refund")) == [
+        ("refunded", "ch_9", False),
+        ("succeeded", "pi_9", False),
+    ]
+    assert OutboxMessage.objects.filter(event_type="order.paid").count() == 1
 
 
 def test_stripe_subscription_events_update_the_tenant(live_server: Any, redis_conn: Redis) -> None:

@@ -83,8 +83,10 @@ def test_workers_sigkilled_20_times_under_steady_load(cluster: Cluster, record) 
     producer.start()
     try:
         killed = _kill_repeatedly(workers, start)
+    except BaseException:
+        stop.set()  # only on failure: otherwise every message is published
+        raise
     finally:
-        stop.set()
         producer.join(timeout=120)
 
     # Each killed job's claim expires (60 s without a heartbeat), the reaper

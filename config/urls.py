@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
 from django_rq import stats_views
+from drf_spectacular.views import SpectacularAPIView
 
 from analytics.api import DailyStatsView, ReportDetailView, ReportListView
 from orders.api import ExportDetailView, ExportListView, ProductImageView
@@ -10,9 +11,16 @@ from queueing.views import metrics_view
 from tenants import tracking
 from tenants.downloads import signed_download
 
+# A database that cannot be reached answers 503 + Retry-After site-wide, not 500 (config/errors.py).
+handler500 = "config.errors.server_error"
+
 
 def healthz(_request: HttpRequest) -> HttpResponse:
-    """Liveness: the process answers. Readiness checks live in queue_health."""
+    """Liveness: the process answers. Readiness checks live in queue_health.
+
+    Touches neither PostgreSQL nor Redis on purpose: during their outage it
+    stays 200, so no orchestrator restarts workers that reconnect by themselves.
+    """
     return HttpResponse("ok", content_type="text/plain")
 
 
@@ -22,6 +30,8 @@ urlpatterns = [
     path("t/<slug:tenant>/r/<slug:code>", tracking.redirect, name="tracking-redirect"),
     path("api/webhooks/payments/", PaymentWebhookView.as_view(), name="webhook-payments"),
     path("api/webhooks/stripe/", StripeWebhookView.as_view(), name="webhook-stripe"),
+    # The tenant API's OpenAPI 3 schema (YAML; ?format=json or Accept: application/vnd.oai.openapi+json for JSON).
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/exports/", ExportListView.as_view(), name="api-exports"),
     path("api/exports/<int:export_id>/", ExportDetailView.as_view(), name="api-export-detail"),
     path("api/products/<int:product_id>/image/", ProductImageView.as_view(), name="api-product-image"),

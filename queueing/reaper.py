@@ -23,7 +23,7 @@ from queueing.failures import FAILURE_FIELD, Failure, settle, unclaim, unpack
 
 log = logging.getLogger(__name__)
 
-CLAIM_TTL = 60  # the reaper's own claim while it settles; same as a worker's
+CLAIM_TTL = 60  # the reaper's own claim on a job while it settles it (a few round trips)
 
 ABANDONED = Failure(
     exception_class="rq.exceptions.AbandonedJobError",

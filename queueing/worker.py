@@ -10,7 +10,7 @@ Retry, signal semantics. What it does its own way, for speed and safety:
   queue order, so a kill at any instant never loses it;
 - a claim (``vito:claims:<queue>``) expires after CLAIM_TTL seconds unless a
   heartbeat thread extends it, so the reaper finds a killed worker's job within
-  about a minute (RQ's StartedJobRegistry shows the job, with no expiry of its
+  about 45 seconds (RQ's StartedJobRegistry shows the job, with no expiry of its
   own, so RQ's cleanup never settles it behind the ledger's back);
 - success costs one pipelined round trip (~6 commands), not RQ's ~50;
 - pause/continue per queue, ``queue_restart``, ``--max-jobs``, ``--max-time``
@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 from rq import Queue
 from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
@@ -47,8 +47,12 @@ from queueing.middleware import JobContext, Release, run_with_middleware
 
 log = logging.getLogger("queueing.worker")
 
-CLAIM_TTL = 60  # seconds a claim lives without a heartbeat
-HEARTBEAT_EVERY = 15  # seconds between claim extensions while a job runs
+# A killed worker's job is found CLAIM_TTL (+ up to REAP_EVERY) seconds after
+# its last heartbeat: the time to recovery. Six beats per TTL leave room for a
+# busy machine (or a thread held up by the GIL) to miss five in a row before a
+# live job is taken for dead.
+CLAIM_TTL = 30  # seconds a claim lives without a heartbeat
+HEARTBEAT_EVERY = 5  # seconds between claim extensions while a job runs
 MAINTENANCE_EVERY = 1.0  # seconds between promote/pause/restart checks
 REAP_EVERY = 15.0
 WORKER_TTL = 420
@@ -109,6 +113,7 @@ class VitoWorker(SimpleWorker):
         self._job_started = 0.0
         self._job_wait: float | None = None
         self._in_job = False
+        self._database_suspect = False  # the last job failed on a dead PostgreSQL connection
 
     # ------------------------------------------------------------------ loop
 
@@ -127,6 +132,9 @@ class VitoWorker(SimpleWorker):
                     self._maintain()
                     if self._should_exit(born, max_jobs):
                         break
+                    if self._database_away():
+                        time.sleep(self.sleep)
+                        continue
                     # No signal may land between taking a job and owning it.
                     with _signals_deferred():
                         claimed = self._claim()
@@ -199,6 +207,29 @@ class VitoWorker(SimpleWorker):
 
     def _has_due_scheduled(self) -> bool:
         return self.promote_scheduled() > 0
+
+    def _database_away(self) -> bool:
+        """After a job failed on a dead database connection: is PostgreSQL still away?
+
+        Why wait instead of taking the next job: nearly every job needs
+        PostgreSQL, so while it restarts each job taken fails at once and the
+        worker would run through the whole queue in seconds, spending an
+        attempt of every job (outbox deliveries go dead after their fifth, a
+        ``tries=1`` job straight into the ledger). Waiting costs nothing: the
+        jobs stay queued, untouched, and run once the database answers. The
+        check runs only after such a failure, never on the hot path.
+        """
+        if not self._database_suspect:
+            return False
+        try:
+            connection.close()
+            connection.ensure_connection()
+        except DatabaseError as exc:
+            log.warning("worker %s: PostgreSQL unreachable (%s); waiting before the next job", self.name, exc)
+            return True
+        self._database_suspect = False
+        log.info("worker %s: PostgreSQL reachable again; taking jobs", self.name)
+        return False
 
     def _active_queues(self) -> list[Queue]:
         if is_suspended(self.connection):
@@ -276,6 +307,8 @@ class VitoWorker(SimpleWorker):
         except Release as release:
             self._release(job, queue, member, release)
         except BaseException as exc:
+            # Checked before the next claim (see _database_away); the job's own fate follows its policy.
+            self._database_suspect = isinstance(exc, OperationalError | InterfaceError)
             self._fail(job, queue, member, exc, definition)
             if isinstance(exc, SystemExit | KeyboardInterrupt):
                 raise

@@ -112,3 +112,12 @@ def retried_with_backoff(tag: str) -> None:
 @job()
 def tenant_job(tenant_id: int, tag: str) -> None:
     raise RuntimeError(f"tenant {tenant_id} job {tag} failed")
+
+
+@job(tries=3, backoff=1)
+def needs_database(tag: str) -> None:
+    _r().rpush("t:attempts", tag)
+    from django.db import connection
+
+    connection.ensure_connection()
+    _r().rpush("t:effects", tag)

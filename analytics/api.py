@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +19,7 @@ from rest_framework.views import APIView
 from analytics.jobs import yesterday
 from analytics.models import MonthlyReport
 from analytics.reports import month_start, report_request
+from config.schema import VALIDATION_ERRORS, tenant_responses
 from tenants.api import tenant_for
 from tenants.downloads import download_url
 from tenants.models import TenantDailyStats
@@ -27,6 +31,24 @@ class DailyStatsSerializer(serializers.ModelSerializer[TenantDailyStats]):
     class Meta:
         model = TenantDailyStats
         fields = ["date", "views", "unique_visitors", "redirects", "orders", "revenue"]
+
+
+# ``from`` is a Python keyword, so the response's shape is declared inline (documentation only).
+DAILY_STATS_RESPONSE = inline_serializer(
+    "DailyStatsRange",
+    fields={
+        "tenant": serializers.SlugField(),
+        "from": serializers.DateField(),
+        "to": serializers.DateField(),
+        "days": DailyStatsSerializer(many=True),
+    },
+)
+RANGE_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATE, description="First day (YYYY-MM-DD); default 29 days before `to`."),
+    OpenApiParameter(
+        "to", OpenApiTypes.DATE, description=f"Last day (YYYY-MM-DD); default yesterday. At most {MAX_DAYS} days."
+    ),
+]
 
 
 class BadRange(ValueError):
@@ -43,7 +65,7 @@ def _range(params: dict[str, str]) -> tuple[date, date]:
             except ValueError:
                 raise BadRange(f"{name}: {params[name]!r} is not a date; use YYYY-MM-DD") from None
     last = parsed.get("to") or yesterday()
-    first = parsed.get("from") or last - timedelta(days=29)
+    first = parsed.get("from") or _days_before(last, 29)
     if first > last:
         raise BadRange("from must not be after to")
     if (last - first).days >= MAX_DAYS:
@@ -51,10 +73,20 @@ def _range(params: dict[str, str]) -> tuple[date, date]:
     return first, last
 
 
+def _days_before(day: date, days: int) -> date:
+    """``day`` minus ``days``, but not before the calendar's first day: a ``to``
+    early in year 1 overflowed into a 500 (found by chaos/test_api_fuzz.py)."""
+    return day - timedelta(days=min(days, (day - date.min).days))
+
+
 class DailyStatsView(APIView):
     """``GET /api/analytics/?from=YYYY-MM-DD&to=YYYY-MM-DD``: one row per day that
     has been computed (SyncTenantAnalytics runs nightly for yesterday)."""
 
+    @extend_schema(
+        parameters=RANGE_PARAMETERS,
+        responses=tenant_responses({200: DAILY_STATS_RESPONSE, 400: VALIDATION_ERRORS}),
+    )
     def get(self, request: Request) -> Response:
         tenant = tenant_for(request)
         try:
@@ -68,7 +100,12 @@ class DailyStatsView(APIView):
 
 
 class ReportRequestSerializer(serializers.Serializer[dict[str, Any]]):
-    month = serializers.CharField(help_text="YYYY-MM")
+    # The pattern also documents the format in the OpenAPI schema (a client, or a
+    # fuzzer, learns what a month looks like); validate_month checks the rest.
+    month = serializers.CharField(
+        help_text="YYYY-MM",
+        validators=[RegexValidator(r"^[0-9]{4}-(0[1-9]|1[0-2])$", message="not a month; use YYYY-MM, e.g. 2026-10")],
+    )
 
     def validate_month(self, value: str) -> date:
         try:
@@ -78,6 +115,18 @@ class ReportRequestSerializer(serializers.Serializer[dict[str, Any]]):
         if month > timezone.localdate():
             raise serializers.ValidationError("that month has not started yet")
         return month
+
+
+# Documents the body _report_status() builds (the schema's only use of it).
+class ReportStatusSerializer(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=MonthlyReport.Status.choices)
+    month = serializers.CharField(help_text="YYYY-MM")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    status_url = serializers.URLField()
+    download_url = serializers.URLField(required=False, help_text="Signed, expiring link; only when done.")
+    error = serializers.CharField(required=False, help_text="Only when failed.")
 
 
 def _report_status(request: Request, report: MonthlyReport) -> dict[str, Any]:
@@ -100,6 +149,10 @@ def _report_status(request: Request, report: MonthlyReport) -> dict[str, Any]:
 class ReportListView(APIView):
     """``POST /api/reports/`` ``{"month": "YYYY-MM"}``: request the month's PDF (202 with a status URL)."""
 
+    @extend_schema(
+        request=ReportRequestSerializer,
+        responses=tenant_responses({202: ReportStatusSerializer, 400: VALIDATION_ERRORS}),
+    )
     def post(self, request: Request) -> Response:
         tenant = tenant_for(request)
         serializer = ReportRequestSerializer(data=request.data)
@@ -116,6 +169,7 @@ class ReportListView(APIView):
 class ReportDetailView(APIView):
     """``GET /api/reports/<id>/``: status and, when ready, the signed download URL."""
 
+    @extend_schema(responses=tenant_responses({200: ReportStatusSerializer}))
     def get(self, request: Request, report_id: int) -> Response:
         report = get_object_or_404(MonthlyReport, pk=report_id, tenant=tenant_for(request))
         return Response(_report_status(request, report))

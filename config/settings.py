@@ -32,6 +32,10 @@ def _local_secret_key() -> str:
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+# Old keys, space-separated, still accepted for signatures while a rotated
+# SECRET_KEY settles: unsubscribe links never expire and download links live a
+# day, so without the old key every link already e-mailed would break at once.
+SECRET_KEY_FALLBACKS = env.str("SECRET_KEY_FALLBACKS", default="").split()
 
 # --------------------------------------------------------------------------- services
 # With DATABASE_URL / REDIS_URL unset, start (or reuse) the embedded servers and
@@ -70,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     # Before django_rq: our `rqworker` (VitoWorker, extra flags) replaces its own.
     "queueing",
     "django_rq",
@@ -273,6 +278,27 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # The OpenAPI schema at /api/schema/ (drf-spectacular; our subclass documents X-Tenant).
+    "DEFAULT_SCHEMA_CLASS": "config.schema.TenantAutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vito Business OS tenant API",
+    "DESCRIPTION": (
+        "Acts for one tenant: the user's only membership, or the one named by the X-Tenant header. "
+        "Authenticate with `Authorization: Token <key>` or a session."
+    ),
+    "VERSION": "1.0.0",
+    # The schema document itself is not an operation of the API.
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Payment-provider webhooks are not the tenant API (config/schema.py).
+    "PREPROCESSING_HOOKS": ["config.schema.tenant_api_only"],
+    # Request and response bodies under separate names where they differ.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Exports and reports share one set of statuses; campaigns have their own.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "orders.models.SalesExport.Status",
+        "CampaignStatusEnum": "marketing.models.Campaign.Status",
+    },
 }
 
 # --------------------------------------------------------------------------- providers

@@ -38,6 +38,8 @@ def export_request(
 
     if date_from > date_to:
         raise ValueError("date_from is after date_to")
+    if date_to >= date.max:  # _window needs the day after date_to
+        raise ValueError(f"date_to must be before {date.max.isoformat()}")
     if fmt not in SalesExport.Format.values:
         raise ValueError(f"format must be one of {', '.join(SalesExport.Format.values)}")
     with transaction.atomic():

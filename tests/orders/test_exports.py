@@ -94,6 +94,28 @@ def test_csv_and_bad_input(redis_conn: Redis) -> None:
     assert content.splitlines()[0].startswith("Number,Created at") and len(content.splitlines()) == 4
 
 
+def test_the_last_representable_day_is_a_400_not_a_failing_job(redis_conn: Redis) -> None:
+    """Found by the API fuzz (chaos/test_api_fuzz.py): 9999-12-31 was accepted and
+    the job then failed, since a day's window ends at the start of the next one."""
+    client = _member(TenantFactory.create())
+    response = client.post(
+        "/api/exports/", {"date_from": "9999-12-01", "date_to": "9999-12-31"}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"date_to": ["must be before 9999-12-31"]}
+    assert not SalesExport.objects.exists()
+    assert redis_conn.llen("rq:queue:default") == 0
+    # The day before still works, end to end.
+    ok = client.post(
+        "/api/exports/",
+        {"date_from": "0001-01-01", "date_to": "9999-12-30", "format": "csv"},
+        content_type="application/json",
+    )
+    assert ok.status_code == 202
+    run_worker("default", "--burst")
+    assert SalesExport.objects.get().status == SalesExport.Status.DONE
+
+
 def test_another_tenants_export_is_a_404(redis_conn: Redis) -> None:
     mine, theirs = TenantFactory.create(), TenantFactory.create()
     client = _member(mine)

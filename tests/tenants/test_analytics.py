@@ -241,3 +241,18 @@ def test_the_api_returns_only_the_requesting_tenants_rows(settings: Any) -> None
     TenantDailyStats.objects.create(tenant=mine, date=yesterday(), views=7)
     TenantDailyStats.objects.create(tenant=mine, date=yesterday() - timedelta(days=30), views=8)
     assert [d["views"] for d in client.get("/api/analytics/").json()["days"]] == [7]
+
+
+def test_a_range_ending_early_in_year_one_is_clamped_not_a_500() -> None:
+    """Found by the API fuzz (chaos/test_api_fuzz.py): the default 30-day window
+    before ``to=0001-01-10`` overflowed the calendar into a 500."""
+    tenant = TenantFactory.create()
+    TenantDailyStats.objects.create(tenant=tenant, date=date(1, 1, 1), views=3)
+    client = _member(tenant)
+
+    response = client.get("/api/analytics/", {"to": "0001-01-10"})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["from"], body["to"]) == ("0001-01-01", "0001-01-10")
+    assert [d["views"] for d in body["days"]] == [3]
+    assert client.get("/api/analytics/", {"to": "0001-01-01"}).json()["from"] == "0001-01-01"

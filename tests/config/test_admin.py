@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -68,3 +70,12 @@ def test_anonymous_is_sent_to_login(client: Client) -> None:
     response = client.get(reverse("admin:orders_order_changelist"))
     assert response.status_code == 302
     assert client.get(reverse("admin:login")).status_code == 200
+
+
+@pytest.mark.parametrize("args", [("--username", ""), ("--username", "two words"), ("--email", "not-an-e-mail")])
+def test_ensure_admin_rejects_a_bad_username_or_email(args: tuple[str, str]) -> None:
+    # create_superuser() validates neither: "" was a traceback, the others were stored.
+    with pytest.raises(CommandError, match=args[0]) as info:
+        call_command("ensure_admin", *args)
+    assert info.value.returncode == 2
+    assert not User.objects.exists()

@@ -71,6 +71,11 @@ def test_one_tenant_only_and_dry_run() -> None:
     with pytest.raises(CommandError) as info:
         call_command("release_stale_orders", "--tenant", "no-such-tenant")
     assert info.value.returncode == 2
+    # An empty slug (a script's unset variable) is an unknown tenant, not "every tenant".
+    with pytest.raises(CommandError, match="no tenant with slug ''") as info:
+        call_command("release_stale_orders", "--tenant", "")
+    assert info.value.returncode == 2
+    assert Order.objects.get(pk=b.pk).status == Order.Status.PENDING
 
 
 def _race_pay_and_release(order_id: int) -> dict[str, object]:

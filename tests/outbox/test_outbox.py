@@ -209,6 +209,11 @@ def test_replay_skips_handlers_that_ran_unless_forced(redis_conn: Redis) -> None
     with pytest.raises(CommandError) as info:
         call_command("outbox_replay", "--from-id", "9", "--to-id", "3")
     assert info.value.returncode == 2
+    # An impossible date and an empty selection are usage errors too; the latter moves nothing.
+    for args in (("--since", "2024-02-30T00:00"), ("--from-id", str(message.pk + 1000))):
+        with pytest.raises(CommandError) as info:
+            call_command("outbox_replay", *args)
+        assert info.value.returncode == 2
 
 
 def test_prune_deletes_old_processed_messages_in_batches(redis_conn: Redis) -> None:

@@ -47,7 +47,8 @@ class Command(BaseCommand):
         if (last - first).days >= MAX_DAYS:
             raise CommandError(f"at most {MAX_DAYS} days at a time; split the range", returncode=2)
         tenant_id = None
-        if options["tenant"]:
+        # `is not None`: an empty --tenant '' (a script's unset variable) must not widen to every tenant.
+        if options["tenant"] is not None:
             tenant_id = Tenant.objects.filter(slug=options["tenant"]).values_list("pk", flat=True).first()
             if tenant_id is None:
                 raise CommandError(f"no tenant with slug {options['tenant']!r}", returncode=2)

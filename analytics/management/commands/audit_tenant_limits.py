@@ -25,7 +25,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant_id = None
-        if options["tenant"]:
+        # `is not None`: an empty --tenant '' (a script's unset variable) must not widen to every tenant.
+        if options["tenant"] is not None:
             tenant_id = Tenant.objects.filter(slug=options["tenant"]).values_list("pk", flat=True).first()
             if tenant_id is None:
                 raise CommandError(

@@ -12,7 +12,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Field
 
 
 class Command(BaseCommand):
@@ -26,6 +28,16 @@ class Command(BaseCommand):
         User = get_user_model()
         path = settings.VAR_DIR / "admin-credentials.txt"
         username = options["username"]
+        # create_superuser() checks neither: an empty name is a traceback, a name the
+        # admin's own forms reject (spaces) or a malformed e-mail would be stored.
+        for option, field in (("username", User.USERNAME_FIELD), ("email", User.EMAIL_FIELD)):
+            value = options[option]
+            model_field = User._meta.get_field(field)
+            assert isinstance(model_field, Field)  # username and e-mail are plain columns
+            try:
+                model_field.clean(value, None)
+            except ValidationError as exc:
+                raise CommandError(f"--{option} {value!r}: {' '.join(exc.messages)}", returncode=2) from None
         if User.objects.filter(username=username).exists():
             hint = f" (credentials in {path})" if path.exists() else ""
             self.stdout.write(f"Admin account {username!r} already exists{hint}.")

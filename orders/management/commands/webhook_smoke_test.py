@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from standardwebhooks.webhooks import Webhook
 
+from queueing.management.commands._base import positive_seconds
+
 
 class Command(BaseCommand):
     help = __doc__
@@ -29,7 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--url", required=True, help="e.g. https://vito.example.com/api/webhooks/payments/")
         parser.add_argument("--secret", help="whsec_… (default: the first of PAYMENT_WEBHOOK_SECRET)")
         parser.add_argument("--curl", action="store_true", help="print a curl command instead of sending")
-        parser.add_argument("--timeout", type=float, default=10, help="seconds (default %(default)s)")
+        # positive_seconds: urlopen() raises a bare ValueError (a traceback) on a negative timeout.
+        parser.add_argument("--timeout", type=positive_seconds, default=10, help="seconds (default %(default)s)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         url = options["url"]

@@ -16,16 +16,20 @@ from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from outbox.services import outbox_coroner_run
+from queueing.management.commands._base import non_negative_int, positive_int
 
 
 class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--pending-after", type=int, default=60, help="seconds (default %(default)s)")
-        parser.add_argument("--dispatched-after", type=int, default=300, help="seconds (default %(default)s)")
+        # Negative ages would call every message stuck (and --redispatch would send them all again).
+        parser.add_argument("--pending-after", type=non_negative_int, default=60, help="seconds (default %(default)s)")
+        parser.add_argument(
+            "--dispatched-after", type=non_negative_int, default=300, help="seconds (default %(default)s)"
+        )
         parser.add_argument("--redispatch", action="store_true", help="send pending and lost messages again")
-        parser.add_argument("--limit", type=int, default=20, help="rows shown per kind (default %(default)s)")
+        parser.add_argument("--limit", type=positive_int, default=20, help="rows shown per kind (default %(default)s)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = outbox_coroner_run(

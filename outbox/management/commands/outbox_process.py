@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from outbox.relay import Relay
 from outbox.services import outbox_relay_drain
+from queueing.management.commands._base import positive_seconds
 
 
 def _batch(value: str) -> int:
@@ -35,7 +36,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--loop", action="store_true", help="run continuously (the relay process)")
         parser.add_argument("--batch-size", type=_batch, default=500, help="messages per claim (default 500)")
-        parser.add_argument("--max-time", type=float, help="with --loop: exit after this many seconds")
+        parser.add_argument("--max-time", type=positive_seconds, help="with --loop: exit after this many seconds")
         # Fault injection for crash tests: SIGKILL self between enqueue and marking.
         parser.add_argument("--crash-after-enqueue", action="store_true", help=argparse.SUPPRESS)
 

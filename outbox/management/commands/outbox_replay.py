@@ -18,12 +18,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from outbox.services import outbox_relay_drain, outbox_replay, outbox_replay_queryset
+from queueing.management.commands._base import positive_int
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
     if value is None:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError as exc:  # well formed but impossible: 2024-02-30T00:00
+        raise CommandError(f"{flag}: not an ISO 8601 date-time: {value!r} ({exc})", returncode=2) from None
     if parsed is None:
         raise CommandError(f"{flag}: not an ISO 8601 date-time: {value!r}", returncode=2)
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
@@ -33,12 +37,12 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--from-id", type=int)
-        parser.add_argument("--to-id", type=int)
+        parser.add_argument("--from-id", type=positive_int, metavar="ID", help="first message id (inclusive)")
+        parser.add_argument("--to-id", type=positive_int, metavar="ID", help="last message id (inclusive)")
         parser.add_argument("--since", help="created at or after (ISO 8601)")
         parser.add_argument("--until", help="created before (ISO 8601)")
         parser.add_argument("--event", help="only this event type")
-        parser.add_argument("--tenant", type=int, help="only this tenant id")
+        parser.add_argument("--tenant", type=positive_int, metavar="ID", help="only this tenant id")
         parser.add_argument("--force-handlers", action="store_true", help="run handlers even if they already ran")
         parser.add_argument("--dry-run", action="store_true", help="show what would be replayed")
 
@@ -68,6 +72,13 @@ class Command(BaseCommand):
                 f"Would replay {len(ids)} message(s){' forcing handlers' if options['force_handlers'] else ''}."
             )
             return
+        if not ids:
+            # Most likely a mistyped range or filter; and nothing to replay must not
+            # run the relay either (that is the relay's job, not a replay's side effect).
+            raise CommandError(
+                "no outbox message matches that selection; nothing was replayed (--dry-run lists what matches)",
+                returncode=2,
+            )
         count = outbox_replay(ids=ids, force_handlers=options["force_handlers"])
         moved = outbox_relay_drain()
         self.stdout.write(f"Replayed {count} message(s); relay moved {moved}.")

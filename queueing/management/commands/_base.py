@@ -26,6 +26,26 @@ def positive_seconds(value: str) -> float:
     return seconds
 
 
+def _whole_number(value: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {value!r}")
+    return number
+
+
+def positive_int(value: str) -> int:
+    """argparse type for a limit, count or id (1 or more): a bad value is a usage error (exit 2)."""
+    return _whole_number(value, 1)
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type for an age in whole seconds or hours (0 or more): a bad value is a usage error."""
+    return _whole_number(value, 0)
+
+
 def known_queue(name: str) -> str:
     if name not in settings.RQ_QUEUES:
         raise CommandError(f"unknown queue {name!r}; configured: {', '.join(settings.RQ_QUEUES)}", returncode=2)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from queueing.management.commands._base import known_queue, positive_int
 from queueing.models import FailedJob
 
 
@@ -14,12 +15,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--queue", help="only this queue")
-        parser.add_argument("--limit", type=int, default=50, help="rows to show (default %(default)s)")
+        # positive_int: a negative slice of a queryset is a ValueError (a traceback).
+        parser.add_argument("--limit", type=positive_int, default=50, help="rows to show (default %(default)s)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         rows = FailedJob.objects.order_by("-failed_at")
-        if options["queue"]:
-            rows = rows.filter(queue=options["queue"])
+        if options["queue"]:  # a typo is an error, not "No failed jobs."
+            rows = rows.filter(queue=known_queue(options["queue"]))
         total = rows.count()
         if not total:
             self.stdout.write("No failed jobs.")

@@ -5,12 +5,23 @@ trimmed. Scheduled every 5 minutes; safe to run again (it upserts)."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueing.management.commands._base import connection
+from queueing.management.commands._base import connection, positive_int
 from queueing.services import metrics_snapshot
+
+MAX_PERIODS = 288  # a day of 5-minute periods
+
+
+def _periods(value: str) -> int:
+    # A type, not choices=range(...): argparse would list all 288 choices in the error.
+    number = positive_int(value)
+    if number > MAX_PERIODS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_PERIODS} periods (a day), got {value!r}")
+    return number
 
 
 class Command(BaseCommand):
@@ -19,9 +30,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--catch-up",
-            type=int,
+            type=_periods,
             default=3,
-            choices=range(1, 289),
             metavar="N",
             help="how many complete 5-minute periods to (re)write, 1..288 (default 3: survives a missed run)",
         )

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
+from queueing.management.commands._base import positive_seconds
 from queueing.scheduler import Entry, Scheduler, run_pending
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--schedule", default=None, help="dotted path of the table (default settings.QUEUE_SCHEDULE)"
         )
-        parser.add_argument("--max-time", type=float, help="exit after this many seconds")
+        parser.add_argument("--max-time", type=positive_seconds, help="exit after this many seconds")
         parser.add_argument("--list", action="store_true", help="print the table and exit")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -31,9 +32,14 @@ class Command(BaseCommand):
 
         path = options["schedule"] or settings.QUEUE_SCHEDULE
         try:
-            entries: list[Entry] = list(import_string(path))
+            table = import_string(path)
         except ImportError as exc:
             raise CommandError(f"cannot load schedule {path!r}: {exc}", returncode=2) from None
+        # Checked before anything runs (a path to a setting or a function would be a traceback
+        # later); the value itself is not echoed: it could be any setting.
+        if not isinstance(table, list | tuple) or not all(isinstance(entry, Entry) for entry in table):
+            raise CommandError(f"{path!r} is not a schedule: expected a list of queueing.scheduler.Entry", returncode=2)
+        entries: list[Entry] = list(table)
         if options["list"]:
             for entry in entries:
                 when = f"cron {entry.cron}" if entry.cron else f"every {entry.every}s"

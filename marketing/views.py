@@ -27,7 +27,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber_id, tenant_id = read_unsubscribe_token(token)
     except signing.BadSignature:
-        return render(request, TEMPLATE, {"state": "invalid"}, status=400)
+        # 403 like every other signed link here (/d/<token>/): the token is the
+        # credential, and a forged or cut one is refused, not "bad input".
+        return render(request, TEMPLATE, {"state": "invalid"}, status=403)
     subscriber = Subscriber.objects.select_related("tenant").filter(pk=subscriber_id, tenant_id=tenant_id).first()
     context = {"subscriber": subscriber, "tenant": subscriber.tenant if subscriber else None}
     if request.method == "POST":

@@ -30,6 +30,23 @@ def test_production_values_pass_check_deploy() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_secret_key_fallbacks_come_from_the_environment() -> None:
+    # Rotating SECRET_KEY must not break the links already e-mailed (unsubscribe
+    # links never expire): the old keys stay valid for signatures meanwhile.
+    env = {**os.environ, "SECRET_KEY_FALLBACKS": "old-key-one  old-key-two"}
+    code = "from django.conf import settings; print(settings.SECRET_KEY_FALLBACKS)"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['old-key-one', 'old-key-two']"
+
+
 def test_queues_use_json_and_enqueue_on_commit() -> None:
     assert set(settings.RQ_QUEUES) == {"default", "high"}
     assert {q["URL"] for q in settings.RQ_QUEUES.values()} == {settings.REDIS_URL}

@@ -6,6 +6,12 @@ transaction commits — so the relay wakes within a millisecond or two of the
 commit, never for a rolled-back message, and costs nothing while idle. The
 one-second poll covers what NOTIFY cannot: messages whose ``available_at`` is
 in the future, and notifications lost while the listening connection was down.
+
+Redis losing its data (a restart without persistence, a flush, a failover to
+an empty replica) loses the jobs of dispatched messages. The coroner finds
+those on its 5-minute schedule; the relay finds them within seconds: it keeps
+a sentinel key in Redis, and when the key is gone it runs a coroner pass that
+sends every dispatched message whose jobs are gone again.
 """
 
 from __future__ import annotations
@@ -18,11 +24,32 @@ from typing import Any
 import psycopg
 from django.db import close_old_connections, connection
 
-from outbox.services import NOTIFY_CHANNEL, outbox_relay_drain, outbox_relay_pass
+from outbox.services import NOTIFY_CHANNEL, outbox_coroner_run, outbox_relay_drain, outbox_relay_pass
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+SENTINEL_KEY = "vito:outbox:sentinel"
+SENTINEL_EVERY = 5.0  # seconds between checks that Redis still holds its data
+
+
+def recover_if_redis_lost_data() -> int:
+    """When the sentinel is gone, put it back and send lost deliveries again.
+
+    SET NX makes the check and the repair one step: of several relays, one
+    re-creates the key and runs the pass. Its absence at a relay's first start
+    costs one harmless pass. Returns how many messages went back to pending.
+    """
+    from queueing.dispatch import get_queue
+
+    if not get_queue("default").connection.set(SENTINEL_KEY, "1", nx=True):
+        return 0
+    # dispatched_after=0: any dispatched message whose jobs are all gone is
+    # lost now, not in 5 minutes; one still queued, retrying or running is not.
+    report = outbox_coroner_run(dispatched_after=0, redispatch=True)
+    if report.redispatched:
+        log.warning("outbox relay: Redis lost its data; %d message(s) sent again", report.redispatched)
+    return report.redispatched
 
 
 def _listen() -> psycopg.Connection[Any]:
@@ -50,11 +77,15 @@ class Relay:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
         started = time.monotonic()
+        next_sentinel_check = 0.0
         listener: psycopg.Connection[Any] | None = None
         while not self.stop and (max_time is None or time.monotonic() - started < max_time):
             try:
                 if listener is None:
                     listener = _listen()
+                if time.monotonic() >= next_sentinel_check:
+                    recover_if_redis_lost_data()
+                    next_sentinel_check = time.monotonic() + SENTINEL_EVERY
                 if crash_after_enqueue:
                     outbox_relay_pass(batch_size=self.batch_size, crash_after_enqueue=True)
                 self.moved += outbox_relay_drain(batch_size=self.batch_size)

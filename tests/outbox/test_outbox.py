@@ -145,6 +145,26 @@ def test_a_relay_killed_between_enqueue_and_marking_loses_nothing_and_doubles_no
     assert OutboxMessage.objects.filter(status=Status.PROCESSED).count() == len(messages)
 
 
+def test_the_relay_sends_again_what_redis_lost_within_seconds(redis_conn: Redis) -> None:
+    from outbox.relay import recover_if_redis_lost_data
+
+    product = ProductFactory.create(stock_quantity=0)
+    assert recover_if_redis_lost_data() == 0  # first start: the sentinel is set, nothing is lost
+    messages = [_publish(product) for _ in range(5)]
+    outbox_relay_drain()
+    assert OutboxMessage.objects.filter(status=Status.DISPATCHED).count() == 5
+    assert recover_if_redis_lost_data() == 0  # the sentinel is there: Redis kept its data
+    redis_conn.flushdb()  # Redis restarted empty: the five jobs are gone
+    # A running relay loop (a subprocess, as in production) notices within seconds.
+    relay = _manage("outbox_process", "--loop", "--max-time", "3")
+    assert relay.returncode == 0, relay.stderr
+    assert "Redis lost its data; 5 message(s) sent again" in relay.stderr
+    assert get_queue("default").count == 5
+    run_worker("default", "--burst")
+    assert _stock(product) == 5
+    assert {m.status for m in OutboxMessage.objects.filter(pk__in=[m.pk for m in messages])} == {Status.PROCESSED}
+
+
 def test_two_relays_in_parallel_dispatch_each_message_once(redis_conn: Redis) -> None:
     product = ProductFactory.create(stock_quantity=0)
     with transaction.atomic():

@@ -229,6 +229,7 @@ def bad_cases(seed: Seed) -> dict[str, list[Bad]]:
             Bad(("--from-id", "abc"), "--from-id"),
             Bad(("--from-id", "-5", "--to-id", "3"), "--from-id"),
             Bad(("--from-id", "999999", "--to-id", "1000000"), "no outbox message"),
+            Bad(("--from-id", "1", "--event", ""), "must not be empty"),
         ],
         "queue_continue": [
             Bad((), "required: queue"),
@@ -241,6 +242,7 @@ def bad_cases(seed: Seed) -> dict[str, list[Bad]]:
         "queue_failed": [
             Bad(("--limit", "-1"), "--limit"),
             Bad(("--queue", "nosuch"), "unknown queue 'nosuch'"),
+            Bad(("--queue", ""), "must not be empty"),
         ],
         "queue_flush": [
             Bad(("--hours", "-1"), "--hours cannot be negative"),
@@ -250,6 +252,7 @@ def bad_cases(seed: Seed) -> dict[str, list[Bad]]:
         "queue_retry": [
             *ids,
             Bad(("all", "--queue", "nosuch"), "unknown queue 'nosuch'"),
+            Bad(("all", "--queue", ""), "must not be empty"),
             Bad((failed, "--queue", "default"), "--queue only goes with 'all'"),
         ],
         "queue_health": [Bad(("--json", "now"), "unrecognized arguments: now")],

@@ -343,7 +343,7 @@ def outbox_replay_queryset(
         rows = rows.filter(created_at__gte=since)
     if until is not None:
         rows = rows.filter(created_at__lt=until)
-    if event:
+    if event is not None:  # "" selects nothing, never everything
         rows = rows.filter(event_type=event)
     if tenant is not None:
         rows = rows.filter(tenant_id=tenant)

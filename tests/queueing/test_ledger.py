@@ -50,6 +50,23 @@ def test_queue_retry_dispatches_again_with_fresh_attempts_and_deletes_the_row(re
     assert FailedJob.objects.filter(args=["a"]).count() == 1  # failed again, recorded again
 
 
+def test_queue_failed_lists_a_queue_since_removed_from_the_settings(redis_conn: Redis) -> None:
+    [row] = _fail("a")
+    FailedJob.objects.filter(pk=row.pk).update(queue="retired")  # as if "retired" was configured then
+    assert "RuntimeError: a always fails" in _call("queue_failed", "--queue", "retired")
+    with pytest.raises(CommandError, match="unknown queue 'nosuch'"):
+        _call("queue_failed", "--queue", "nosuch")
+
+
+def test_an_empty_queue_selector_is_refused_not_everything(redis_conn: Redis) -> None:
+    _fail("a")
+    # `queue_retry all --queue "$Q"` with Q unset must not retry every queue.
+    with pytest.raises(CommandError, match="must not be empty"):
+        _call("queue_retry", "all", "--queue", "")
+    assert FailedJob.objects.count() == 1
+    assert get_queue("default").count == 0
+
+
 def test_queue_retry_all_by_queue(redis_conn: Redis) -> None:
     _fail("a", "b")
     assert "Dispatched 0 job(s)" in _call("queue_retry", "all", "--queue", "high")

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from outbox.services import outbox_relay_drain, outbox_replay, outbox_replay_queryset
-from queueing.management.commands._base import positive_int
+from queueing.management.commands._base import non_empty, positive_int
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--to-id", type=positive_int, metavar="ID", help="last message id (inclusive)")
         parser.add_argument("--since", help="created at or after (ISO 8601)")
         parser.add_argument("--until", help="created before (ISO 8601)")
-        parser.add_argument("--event", help="only this event type")
+        parser.add_argument("--event", type=non_empty, help="only this event type")
         parser.add_argument("--tenant", type=positive_int, metavar="ID", help="only this tenant id")
         parser.add_argument("--force-handlers", action="store_true", help="run handlers even if they already ran")
         parser.add_argument("--dry-run", action="store_true", help="show what would be replayed")

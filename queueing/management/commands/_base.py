@@ -36,6 +36,15 @@ def _whole_number(value: str, minimum: int) -> int:
     return number
 
 
+def non_empty(value: str) -> str:
+    """argparse type for a selector (queue, event type): an empty value is a usage
+    error, so an unset shell variable (``--queue "$Q"``) cannot widen a selection
+    to everything."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty (an unset shell variable?)")
+    return value
+
+
 def positive_int(value: str) -> int:
     """argparse type for a limit, count or id (1 or more): a bad value is a usage error (exit 2)."""
     return _whole_number(value, 1)

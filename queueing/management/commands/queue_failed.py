@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueing.management.commands._base import known_queue, positive_int
+from queueing.management.commands._base import known_queue, non_empty, positive_int
 from queueing.models import FailedJob
 
 
@@ -14,14 +14,19 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--queue", help="only this queue")
+        parser.add_argument("--queue", type=non_empty, help="only this queue (also one since removed from settings)")
         # positive_int: a negative slice of a queryset is a ValueError (a traceback).
         parser.add_argument("--limit", type=positive_int, default=50, help="rows to show (default %(default)s)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         rows = FailedJob.objects.order_by("-failed_at")
-        if options["queue"]:  # a typo is an error, not "No failed jobs."
-            rows = rows.filter(queue=known_queue(options["queue"]))
+        if (queue := options["queue"]) is not None:
+            # The ledger outlives the configuration: a removed queue's rows can
+            # still be listed. A name neither knows is a typo: an error, not
+            # "No failed jobs.".
+            if not rows.filter(queue=queue).exists():
+                known_queue(queue)
+            rows = rows.filter(queue=queue)
         total = rows.count()
         if not total:
             self.stdout.write("No failed jobs.")

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queueing.management.commands._base import known_queue, parse_ids, require_existing
+from queueing.management.commands._base import known_queue, non_empty, parse_ids, require_existing
 from queueing.services import failed_job_retry
 
 
@@ -17,10 +17,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("ids", nargs="+", help="failed-job ids, or 'all'")
-        parser.add_argument("--queue", help="with 'all': only this queue")
+        parser.add_argument("--queue", type=non_empty, help="with 'all': only this queue")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        queue = known_queue(options["queue"]) if options["queue"] else None
+        queue = known_queue(options["queue"]) if options["queue"] is not None else None
         if options["ids"] == ["all"]:
             new_ids = failed_job_retry(ids=None, queue=queue)
         else:

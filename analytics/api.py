@@ -104,7 +104,7 @@ class ReportRequestSerializer(serializers.Serializer[dict[str, Any]]):
     # fuzzer, learns what a month looks like); validate_month checks the rest.
     month = serializers.CharField(
         help_text="YYYY-MM",
-        validators=[RegexValidator(r"^[0-9]{4}-(0[1-9]|1[0-2])$", message="not a month; use YYYY-MM, e.g. 2026-10")],
+        validators=[RegexValidator(r"^[0-9]{4}-(0?[1-9]|1[0-2])$", message="not a month; use YYYY-MM, e.g. 2026-10")],
     )
 
     def validate_month(self, value: str) -> date:

@@ -62,6 +62,12 @@ DATABASES["default"].update(
         "CONN_HEALTH_CHECKS": env.bool("CONN_HEALTH_CHECKS", default=True),
     }
 )
+# A server that drops packets (not refusing) would otherwise hold a connect for
+# minutes: web requests would hang instead of answering 503, and a worker
+# waiting for PostgreSQL would stop noticing SIGTERM. A value in the URL wins.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --------------------------------------------------------------------------- apps

@@ -133,6 +133,9 @@ class VitoWorker(SimpleWorker):
                     if self._should_exit(born, max_jobs):
                         break
                     if self._database_away():
+                        if burst:  # a cron or CI run must end; the jobs stay queued
+                            self.exit_reason = "burst: PostgreSQL unreachable, jobs left queued"
+                            break
                         time.sleep(self.sleep)
                         continue
                     # No signal may land between taking a job and owning it.

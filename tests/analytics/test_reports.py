@@ -128,6 +128,13 @@ def test_bad_input_and_another_tenants_report(redis_conn: Redis) -> None:
     assert get_queue("default").count == 0
 
 
+def test_a_month_without_its_leading_zero_is_accepted(redis_conn: Redis) -> None:
+    client = _member(TenantFactory.create())
+    response = client.post("/api/reports/", {"month": "2026-3"}, content_type="application/json")
+    assert response.status_code == 202, response.content
+    assert client.get(response.json()["status_url"]).json()["month"] == "2026-03"
+
+
 def test_the_admin_action_queues_last_months_report(redis_conn: Redis, client: Any) -> None:
     tenants = [TenantFactory.create() for _ in range(2)]
     client.force_login(UserFactory.create(is_staff=True, is_superuser=True))

@@ -49,3 +49,22 @@ def test_a_worker_waits_for_the_database_instead_of_burning_the_queue(redis_conn
     assert run_worker("default", "--burst").returncode == 0
     assert sorted(jobs.effects("effects")) == ["a", "b", "c"]
     assert sorted(jobs.effects("attempts")) == ["a", "a", "b", "c"]
+
+
+def test_a_burst_worker_ends_while_the_database_is_away_and_leaves_the_jobs(redis_conn: Redis) -> None:
+    for tag in ("a", "b"):
+        jobs.needs_database.dispatch(tag)
+    env = {**worker_env(), "DATABASE_URL": _unreachable_database_url()}
+    down = subprocess.run(
+        [sys.executable, "manage.py", "rqworker", "default", "--burst", "--sleep", "1"],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,  # it used to wait for PostgreSQL forever
+    )
+    assert down.returncode == 0, down.stderr
+    assert "PostgreSQL unreachable, jobs left queued" in down.stderr + down.stdout
+    assert jobs.effects("attempts") == ["a"]  # b was never taken
+    queue = get_queue("default")
+    assert redis_conn.llen(queue.key) + redis_conn.zcard(queue.scheduled_job_registry.key) == 2

@@ -29,7 +29,7 @@ def _victim_product(name: str) -> int | None:
     job_id = conn.hget(f"rq:worker:{name}", "current_job")
     if not job_id:
         return None
-    job = django_rq.get_queue("default").fetch_job(job_id.decode())
+    job = django_rq.get_queue("default").fetch_job(job_id.decode() if isinstance(job_id, bytes) else job_id)
     if job is None:
         return None
     message_id = job.args[0]  # outbox.jobs.deliver(message_id, handler, attempt)

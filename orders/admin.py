@@ -90,7 +90,17 @@ class PaymentAdmin(admin.ModelAdmin[Payment]):
     search_fields = ("reference", "order__number")
     list_select_related = ("order",)
     raw_id_fields = ("order",)
-    readonly_fields = ("order", "provider", "reference", "kind", "amount", "currency", "mismatch", "created_at")
+    readonly_fields = (
+        "order",
+        "provider",
+        "reference",
+        "kind",
+        "amount",
+        "currency",
+        "mismatch",
+        "refunded_reference",
+        "created_at",
+    )
 
 
 @admin.register(WebhookEvent)

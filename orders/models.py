@@ -104,8 +104,14 @@ class Payment(models.Model):
     currency = models.CharField(max_length=3)
     # Amount or currency did not match the order: recorded, order untouched.
     mismatch = models.BooleanField(default=False)
-    # Money arrived for an order that was already released: refund it.
+    # Money arrived for an order that was already released (or already paid)
+    # and no refund of it is on record: refund it. Cleared when its refund arrives.
     needs_refund = models.BooleanField(default=False)
+    # A refund: the reference of the payment it returns (Stripe: the charge's
+    # PaymentIntent), so a refund counts for that payment only. Blank while
+    # unknown: a Standard Webhooks refund names no payment, and is matched to
+    # one (and this filled in) when it or that payment is processed.
+    refunded_reference = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -48,7 +48,7 @@ def _object(event: WebhookEvent) -> dict[str, Any]:
     return obj
 
 
-def _facts(kind: str, obj: dict[str, Any], amount_field: str, reference: str) -> PaymentFacts:
+def _facts(kind: str, obj: dict[str, Any], amount_field: str, reference: str, refunded: str = "") -> PaymentFacts:
     currency = _currency(obj.get("currency"))
     metadata = obj.get("metadata") or {}
     return PaymentFacts(
@@ -57,7 +57,15 @@ def _facts(kind: str, obj: dict[str, Any], amount_field: str, reference: str) ->
         amount=_major(obj.get(amount_field), currency),
         currency=currency,
         reference=reference,
+        refunded_reference=refunded,
     )
+
+
+def _intent(obj: dict[str, Any]) -> str:
+    """The object's PaymentIntent id (expanded or not), or "" when it has none."""
+    intent = obj.get("payment_intent")
+    intent = intent.get("id") if isinstance(intent, dict) else intent
+    return intent if isinstance(intent, str) else ""
 
 
 def stripe_apply(event: WebhookEvent) -> str:
@@ -71,14 +79,15 @@ def stripe_apply(event: WebhookEvent) -> str:
         # payment, whichever arrives first (keyed by the session's own id, the
         # money was recorded twice, and flagged for refund when the charge's
         # refund came between the two). Sessions without one keep their own id.
-        intent = obj.get("payment_intent")
-        intent = intent.get("id") if isinstance(intent, dict) else intent  # expanded or not
-        ref = intent if isinstance(intent, str) and intent else ref
+        ref = _intent(obj) or ref
         return payment_apply(provider="stripe", facts=_facts(Payment.Kind.SUCCEEDED, obj, "amount_total", ref))
     if event.type == "payment_intent.payment_failed":
         return payment_apply(provider="stripe", facts=_facts(Payment.Kind.FAILED, obj, "amount", ref))
     if event.type == "charge.refunded":
-        return payment_apply(provider="stripe", facts=_facts(Payment.Kind.REFUNDED, obj, "amount_refunded", ref))
+        # The charge names the PaymentIntent whose money it returns: the
+        # reference that payment is recorded under (both events above).
+        facts = _facts(Payment.Kind.REFUNDED, obj, "amount_refunded", ref, refunded=_intent(obj))
+        return payment_apply(provider="stripe", facts=facts)
     return _subscription(event.type, obj)
 
 

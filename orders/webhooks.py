@@ -65,21 +65,46 @@ def _checked(event_id: str, event_type: str) -> None:
         raise InvalidWebhook(f"event id must be 1 to {MAX_EVENT_ID} characters, got {len(event_id)}")
     if len(event_type) > MAX_EVENT_TYPE:
         raise InvalidWebhook(f"event type must be at most {MAX_EVENT_TYPE} characters, got {len(event_type)}")
+    for name, value in (("id", event_id), ("type", event_type)):
+        _storable_text(name, value)
+
+
+def _storable_text(name: str, value: str) -> None:
+    """The id and type go to text columns as query parameters (the payload goes
+    as JSON text, where jsonb's own refusal is a DataError, handled below).
+    psycopg refuses a lone surrogate (JSON ``"\\ud800"``) with a
+    UnicodeEncodeError before PostgreSQL sees it — no DataError, so it would be
+    a 500 — and PostgreSQL text refuses NUL: the sender's error, a 400."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end]
+        raise InvalidWebhook(
+            f"event {name} is not valid Unicode text: lone surrogate {bad!r} at position {exc.start}"
+        ) from None
+    if "\x00" in value:
+        raise InvalidWebhook(f"event {name} contains a NUL character, which PostgreSQL text cannot hold")
 
 
 def _read_body(request: HttpRequest) -> bytes | None:
     """The raw body, or None when it is over MAX_BODY (a 413).
 
-    A chunked request has no Content-Length, and Django then reads its body as
-    empty (every signature failing, a misleading 400 — and a 2 MB chunked body
-    not a 413). So read the server's decoded stream ourselves, never more than
-    MAX_BODY + 1 bytes.
+    A chunked request has no Content-Length. Under WSGI Django then reads its
+    body as empty (every signature failing, a misleading 400 — and a 2 MB
+    chunked body not a 413), so read the server's decoded ``wsgi.input``
+    ourselves. Under ASGI there is no ``wsgi.input``: the server has already
+    de-chunked the body and Django's own stream holds all of it. Either way
+    read never more than MAX_BODY + 1 bytes.
     """
     length = request.META.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > MAX_BODY:
         return None
     chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-    raw = request.META["wsgi.input"].read(MAX_BODY + 1) if chunked and not length else request.body
+    if chunked and not length:
+        wsgi_input = request.META.get("wsgi.input")
+        raw = wsgi_input.read(MAX_BODY + 1) if wsgi_input is not None else request.read(MAX_BODY + 1)
+    else:
+        raw = request.body
     return None if len(raw) > MAX_BODY else raw
 
 
@@ -198,8 +223,22 @@ def _not_from_the_future(signature: str) -> None:
     """Stripe's library rejects only timestamps more than ``tolerance`` old.
     Also refuse ones more than TOLERANCE ahead, as Standard Webhooks does, so a
     signed request is replayable for at most that window either side of now,
-    whatever timestamp it carries. (Called after verification: ``t`` parses.)"""
-    # Parsed as the library does: the first ``t=`` item.
-    stamp = next(int(parts[1]) for parts in (item.split("=", 2) for item in signature.split(",")) if parts[0] == "t")
-    if stamp > time.time() + TOLERANCE:
+    whatever timestamp it carries."""
+    stamp = _stripe_timestamp(signature)
+    if stamp is not None and stamp > time.time() + TOLERANCE:
         raise InvalidWebhook(f"signature verification failed: timestamp {stamp} is more than {TOLERANCE} s ahead")
+
+
+def _stripe_timestamp(signature: str) -> int | None:
+    """The timestamp the signature was verified with, read exactly as
+    ``stripe.WebhookSignature._get_timestamp_and_signatures`` reads it
+    (stripe-python 16.1.0, a private method, hence mirrored rather than
+    called): ``split("=", 2)`` of each comma-separated item, the first item
+    named ``t``, ``int()`` of its value. None where that parse fails: such a
+    header is stripe's verification to reject, not an exception of ours."""
+    items = [item.split("=", 2) for item in signature.split(",")]
+    try:
+        # Stripe's own expression (not next()): it reads every "t" item, so a bare "t" anywhere fails.
+        return int([item[1] for item in items if item[0] == "t"][0])  # noqa: RUF015
+    except (IndexError, ValueError):
+        return None

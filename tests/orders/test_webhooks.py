@@ -4,25 +4,32 @@ real worker."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
+from asgiref.sync import async_to_sync
+from django.db import transaction
 from redis import Redis
 from standardwebhooks.webhooks import Webhook
 
 from orders.models import Order, Payment, WebhookEvent
-from orders.services import LineRequest, order_cancel, order_place
+from orders.services import LineRequest, order_cancel, order_place, order_release_stale
+from orders.webhook_services import webhook_process, webhook_receive
+from orders.webhooks import _not_from_the_future
 from outbox.models import OutboxMessage
 from outbox.services import outbox_relay_drain
 from tests.factories import ProductFactory
@@ -363,3 +370,194 @@ def test_intake_survives_a_dropped_database_connection(redis_conn: Redis) -> Non
     assert received.created and connection.connection.info.backend_pid != doomed
     assert WebhookEvent.objects.filter(event_id="msg_after_restart").count() == 1
     assert OutboxMessage.objects.filter(event_type="payment.webhook_received").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("id", "evt_\\ud800"), ("type", "payment_intent.\\udc00"), ("id", "evt_\\u0000"), ("type", "charge.\\u0000")],
+    ids=["surrogate-id", "surrogate-type", "nul-id", "nul-type"],
+)
+def test_an_event_id_or_type_postgresql_cannot_store_is_400(
+    live_server: Any, redis_conn: Redis, where: str, value: str
+) -> None:
+    """psycopg refuses a lone surrogate with UnicodeEncodeError (not a DataError)
+    before PostgreSQL sees it: checked up front, a 400 that says what was wrong."""
+    event = {"id": "evt_ok", "type": "customer.created", "data": {"object": {}}}
+    body = json.dumps(event).replace(f'"{event[where]}"', f'"{value}"').encode()
+    status, answer = _post(f"{live_server.url}/api/webhooks/stripe/", body, _stripe_headers(body))
+    assert status == 400 and f"event {where}" in answer["error"], answer
+    std = ('{"type": "' + value + '", "data": {}}').encode() if where == "type" else None
+    if std is not None:  # the Standard Webhooks id is a header: never a surrogate
+        status, answer = _post(f"{live_server.url}/api/webhooks/payments/", std, _signed(std))
+        assert status == 400 and "event type" in answer["error"], answer
+    assert _nothing_stored()
+
+
+# --------------------------------------------------------------------------- ASGI (ASGI_APPLICATION)
+
+
+def _asgi_post(path: str, chunks: list[bytes], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """One chunked request (no Content-Length) through config.asgi's application,
+    as an ASGI server (uvicorn, daphne) delivers it: several http.request messages."""
+    from config.asgi import application
+
+    sent_headers = {"host": "testserver", "content-type": "application/json", "transfer-encoding": "chunked", **headers}
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in sent_headers.items()],
+    }  # fmt: skip
+    incoming = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Future()  # the client stays connected; Django cancels this when it has answered
+        raise AssertionError("unreachable")
+
+    async def send(message: Mapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    async def run() -> None:
+        await asyncio.wait_for(application(scope, receive, send), timeout=30)
+
+    # As Django's AsyncClient does: the view's sync code runs on this thread, with its connection.
+    async_to_sync(run)()
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    raw = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(raw) if raw.startswith(b"{") else {"raw": raw[:200]}
+
+
+def test_a_chunked_body_under_asgi_is_read_and_stored(redis_conn: Redis) -> None:
+    """Under ASGI there is no ``wsgi.input``: the server has already de-chunked the body."""
+    order = _order()
+    body = _envelope(order)
+    status, answer = _asgi_post("/api/webhooks/payments/", [body[:20], body[20:]], _signed(body))
+    assert (status, answer.get("status")) == (200, "stored"), answer
+    assert WebhookEvent.objects.get().payload == json.loads(body)
+
+
+def test_a_chunked_body_over_1_mb_under_asgi_is_413(redis_conn: Redis) -> None:
+    body = b'{"type": "payment.succeeded", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    status, _ = _asgi_post("/api/webhooks/payments/", chunks, _signed(body))
+    assert status == 413
+    assert _nothing_stored()
+
+
+# --------------------------------------------------------------------------- Stripe-Signature timestamp
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["v1=abc", "t,v1=abc", "t=,v1=abc", "t=soon,v1=abc", "t=1,t", f"t=1,t={int(time.time()) + 3600}"],
+    ids=["no-t", "bare-t", "empty-t", "not-a-number", "bare-second-t", "only-the-first-t-counts"],
+)
+def test_an_unparsable_or_later_timestamp_is_left_to_stripes_verification(header: str) -> None:
+    """Stripe 16.1 reads the first ``t=``; a header it cannot parse is its to reject, not an exception of ours."""
+    _not_from_the_future(header)
+
+
+def test_a_first_timestamp_more_than_300_s_ahead_is_refused() -> None:
+    from orders.webhook_services import InvalidWebhook
+
+    with pytest.raises(InvalidWebhook, match="ahead"):
+        _not_from_the_future(f"t={int(time.time()) + 301},t=1,v1=abc")
+
+
+# --------------------------------------------------------------------------- refunds belong to one payment
+
+
+def _deliver(provider: str, kind: str, obj: dict[str, Any]) -> str:
+    """Intake, then processing as the high-queue job runs it (in the outbox
+    delivery's transaction), without HTTP or a worker: the service rules only."""
+    if provider == "stripe":
+        event_id = f"evt_{uuid.uuid4().hex}"
+        payload = {"id": event_id, "object": "event", "type": kind, "data": {"object": obj}}
+    else:
+        event_id, payload = f"msg_{uuid.uuid4().hex}", {"type": kind, "data": obj}
+    received = webhook_receive(provider=provider, event_id=event_id, event_type=kind, payload=payload)
+    with transaction.atomic():
+        return webhook_process(webhook_event_id=received.pk)
+
+
+def _pay(order: Order, provider: str, intent: str = "pi_1") -> str:
+    if provider == "stripe":
+        obj = {"id": intent, "amount_received": 2500, "currency": "usd", "metadata": {"order_id": str(order.pk)}}
+        return _deliver("stripe", "payment_intent.succeeded", obj)
+    return _deliver("standard", "payment.succeeded", {"order_id": order.pk, "amount": "25.00", "currency": "USD"})
+
+
+def _refund(order: Order, provider: str, intent: str = "pi_1") -> str:
+    if provider == "stripe":
+        obj = {"id": f"ch_{intent}", "amount_refunded": 2500, "currency": "usd", "payment_intent": intent,
+               "metadata": {"order_id": str(order.pk)}}  # fmt: skip
+        return _deliver("stripe", "charge.refunded", obj)
+    return _deliver("standard", "payment.refunded", {"order_id": order.pk, "amount": "25.00", "currency": "USD"})
+
+
+def _flagged(order: Order) -> list[str]:
+    return list(Payment.objects.filter(order=order, needs_refund=True).values_list("reference", flat=True))
+
+
+@pytest.mark.parametrize("provider", ["stripe", "standard"])
+@pytest.mark.parametrize("steps", list(itertools.permutations(("refund", "release", "pay"))), ids="-".join)
+def test_refunded_money_is_never_flagged_for_refund_whatever_the_order(
+    redis_conn: Redis, provider: str, steps: tuple[str, ...]
+) -> None:
+    """The review's case is refund → release → pay: the refund arrives while the
+    order is pending, ReleaseStaleOrders cancels it, then the delayed payment
+    arrives. Flagging it ``needs_refund`` would have an operator refund it twice.
+    In every order: nothing flagged, one payment, one refund."""
+    order = _order()
+    for step in steps:
+        if step == "release":
+            order_release_stale(older_than=timedelta(0))
+        else:
+            (_pay if step == "pay" else _refund)(order, provider)
+    order.refresh_from_db()
+    paid_first = steps.index("pay") < steps.index("release")
+    assert order.status == (Order.Status.REFUNDED if paid_first else Order.Status.CANCELLED)
+    assert _flagged(order) == []
+    assert sorted(Payment.objects.filter(order=order).values_list("kind", flat=True)) == ["refunded", "succeeded"]
+
+
+def test_a_refund_of_another_payment_does_not_refund_this_one(redis_conn: Redis) -> None:
+    """A refund on record counts only for the payment it returns: not another
+    PaymentIntent's (an earlier attempt on the same order), not another provider's."""
+    order = _order()
+    _refund(order, "stripe", intent="pi_earlier")
+    _refund(order, "standard")
+    assert _pay(order, "stripe", intent="pi_1") == "order paid"
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    assert _flagged(order) == []
+
+
+@pytest.mark.parametrize("provider", ["stripe", "standard"])
+def test_a_second_payment_is_flagged_and_its_refund_leaves_the_order_paid(redis_conn: Redis, provider: str) -> None:
+    """Money paid twice for one order: the second payment is flagged for refund;
+    the refund that returns it clears the flag and does not refund the order."""
+    order = _order()
+    _pay(order, provider, intent="pi_1")
+    _pay(order, provider, intent="pi_2")  # (a Standard Webhooks payment is named by its own event id)
+    second = Payment.objects.filter(order=order).latest("pk").reference
+    assert _flagged(order) == [second]
+    _refund(order, provider, intent="pi_2")
+    assert _flagged(order) == []
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    assert Payment.objects.get(order=order, kind=Payment.Kind.REFUNDED).refunded_reference == second
+
+
+def test_a_refund_that_names_no_payment_returns_one_payment_only(redis_conn: Redis) -> None:
+    """Standard Webhooks refunds name no payment: the first payment without a
+    refund claims it, so a later second payment still needs its own refund."""
+    order = _order()
+    _pay(order, "standard")
+    first_ref = Payment.objects.get(order=order).reference
+    assert _refund(order, "standard") == "order refunded"
+    _pay(order, "standard")
+    assert Order.objects.get(pk=order.pk).status == Order.Status.REFUNDED
+    assert Payment.objects.get(order=order, kind=Payment.Kind.REFUNDED).refunded_reference == first_ref
+    assert _flagged(order) == [Payment.objects.filter(order=order).latest("pk").reference]

@@ -12,12 +12,13 @@ from django.db import transaction
 import outbox
 from orders.models import Product
 from outbox.models import OutboxMessage
+from tenants.models import Tenant
 from tests.factories import ProductFactory, TenantFactory
 
 
-def products(n: int) -> list[int]:
-    """``n`` products at stock 0, in one tenant, created in one INSERT."""
-    tenant = TenantFactory.create()
+def products(n: int, tenant: Tenant | None = None) -> list[int]:
+    """``n`` products at stock 0, in one tenant (a new one by default), created in one INSERT."""
+    tenant = tenant or TenantFactory.create()
     built = ProductFactory.build_batch(n, tenant=tenant, stock_quantity=0)
     return [p.pk for p in Product.objects.bulk_create(built)]
 
@@ -30,6 +31,18 @@ def tally(ids: list[int]) -> tuple[int, int]:
 
 def done(ids: list[int]) -> bool:
     return not Product.objects.filter(pk__in=ids, stock_quantity=0).exists()
+
+
+def some_done(ids: list[int], n: int) -> bool:
+    """At least ``n`` effects done: the work is under way."""
+    return Product.objects.filter(pk__in=ids, stock_quantity__gt=0).count() >= n
+
+
+def publish_tallies(ids: list[int], sleep: float = 0.0) -> None:
+    """One ``chaos.tally`` message per product, all in one transaction."""
+    with transaction.atomic():
+        for pid in ids:
+            outbox.publish("chaos.tally", {"product_id": pid, "sleep": sleep}, aggregate=("product", pid))
 
 
 def publish_tally(product_id: int, sleep: float = 0.0) -> OutboxMessage:

@@ -23,7 +23,7 @@ def test_master_sigkilled_children_finish_and_a_new_master_takes_over(cluster: C
     cluster.relay()
     for pid in ids:
         effects.publish_tally(pid, sleep=0.2)
-    wait_for(lambda: len(ids) - effects.tally(ids)[0] >= 20, timeout=90, step=0.2)  # under way
+    wait_for(lambda: effects.some_done(ids, 20), timeout=90, step=0.2)
     children = [child for child in psutil.Process(master.pid).children() if "rqworker" in " ".join(child.cmdline())]
     assert len(children) == 2
     master.kill()

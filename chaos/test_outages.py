@@ -24,15 +24,15 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from standardwebhooks.webhooks import Webhook
 
-import outbox
+from chaos import effects
 from chaos.cluster import Cluster, Proc, Web, wait_for
 from chaos.services import Services
-from orders.models import Order, Payment, Product, WebhookEvent
+from orders.models import Order, Payment, WebhookEvent
 from tenants.models import Tenant
-from tests.factories import OrderFactory, ProductFactory, TenantFactory
+from tests.factories import OrderFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,33 +117,6 @@ def _orders(tenant: Tenant, n: int) -> list[int]:
     return [o.pk for o in OrderFactory.create_batch(n, tenant=tenant, total=AMOUNT, currency="USD")]
 
 
-def _products(tenant: Tenant, n: int) -> list[int]:
-    return [p.pk for p in ProductFactory.create_batch(n, tenant=tenant, stock_quantity=0)]
-
-
-def _publish_tallies(ids: list[int], sleep: float) -> None:
-    with transaction.atomic():
-        for pid in ids:
-            outbox.publish("chaos.tally", {"product_id": pid, "sleep": sleep}, aggregate=("product", pid))
-
-
-# --------------------------------------------------------------------------- end state
-
-
-def _tally(ids: list[int]) -> tuple[int, int]:
-    """(lost, done twice) among products whose stock should be exactly 1."""
-    values = list(Product.objects.filter(pk__in=ids).values_list("stock_quantity", flat=True))
-    return sum(v == 0 for v in values), sum(v > 1 for v in values)
-
-
-def _some_done(ids: list[int], n: int) -> bool:
-    return Product.objects.filter(pk__in=ids, stock_quantity__gt=0).count() >= n
-
-
-def _tallies_done(ids: list[int]) -> bool:
-    return not Product.objects.filter(pk__in=ids, stock_quantity=0).exists()
-
-
 @dataclass
 class WebhookOutcome:
     accepted: int  # answered 200
@@ -210,16 +183,16 @@ def _failed_attempts(procs: list[Proc]) -> int:
 @pytest.mark.fast
 def test_redis_restarted_empty_quick(cluster: Cluster, services: Services, record) -> None:  # type: ignore[no-untyped-def]
     """The CI-sized cut of the next scenario: one worker and the relay, no web."""
-    products = _products(TenantFactory.create(), 60)
+    products = effects.products(60, TenantFactory.create())
     procs = [cluster.worker("default"), cluster.relay()]
-    _publish_tallies(products, sleep=0.05)
-    wait_for(lambda: _some_done(products, 5), timeout=60)
+    effects.publish_tallies(products, sleep=0.05)
+    wait_for(lambda: effects.some_done(products, 5), timeout=60)
     services.restart_redis()
     restarted = time.monotonic()
     resent = _resent_by_relay(procs)
-    wait_for(lambda: _tallies_done(products), timeout=60, step=0.2)
+    wait_for(lambda: effects.done(products), timeout=60, step=0.2)
     recovered = time.monotonic() - restarted
-    lost, twice = _tally(products)
+    lost, twice = effects.tally(products)
     record(
         "Redis restarted empty, quick (CI cut)",
         load=f"{len(products)} outbox tallies, 1 worker, relay",
@@ -235,12 +208,12 @@ def test_redis_restarted_empty_quick(cluster: Cluster, services: Services, recor
 
 def test_redis_restarted_empty_under_load(cluster: Cluster, services: Services, record) -> None:  # type: ignore[no-untyped-def]
     tenant = TenantFactory.create()
-    products = _products(tenant, 200)
+    products = effects.products(200, tenant)
     orders = _orders(tenant, 300)
     web, procs = _start(cluster)
-    _publish_tallies(products, sleep=0.05)
+    effects.publish_tallies(products, sleep=0.05)
     # Mid-flight: some effects done, most still queued or running.
-    wait_for(lambda: _some_done(products, 20), timeout=90)
+    wait_for(lambda: effects.some_done(products, 20), timeout=90)
     load = WebhookLoad(web, orders, interval=0.05, max_seconds=60).start()
     time.sleep(1)
     services.restart_redis()
@@ -248,9 +221,9 @@ def test_redis_restarted_empty_under_load(cluster: Cluster, services: Services, 
     resent = _resent_by_relay(procs)
     time.sleep(max(0.0, 5 - (time.monotonic() - restarted)))  # webhooks keep coming after the restart
     sent = load.stop()
-    wait_for(lambda: _tallies_done(products) and _webhooks_done(sent), timeout=90, step=0.5)
+    wait_for(lambda: effects.done(products) and _webhooks_done(sent), timeout=90, step=0.5)
     recovered = time.monotonic() - restarted
-    lost, twice = _tally(products)
+    lost, twice = effects.tally(products)
     hooks = _webhook_outcome(sent)
     statuses = Counter(s.status for s in sent)
     record(
@@ -270,18 +243,18 @@ def test_redis_restarted_empty_under_load(cluster: Cluster, services: Services, 
 
 def test_redis_unreachable_for_a_minute(cluster: Cluster, services: Services, record) -> None:  # type: ignore[no-untyped-def]
     tenant = TenantFactory.create()
-    products = _products(tenant, 100)
-    during = _products(tenant, 30)  # published while Redis is away
+    products = effects.products(100, tenant)
+    during = effects.products(30, tenant)  # published while Redis is away
     orders = _orders(tenant, 320)
     web, procs = _start(cluster)
-    _publish_tallies(products, sleep=0.05)
-    wait_for(lambda: _some_done(products, 10), timeout=90)
+    effects.publish_tallies(products, sleep=0.05)
+    wait_for(lambda: effects.some_done(products, 10), timeout=90)
     load = WebhookLoad(web, orders, interval=0.3, max_seconds=120).start()
     time.sleep(1)
     services.stop_redis()
     stopped = time.monotonic()
     time.sleep(20)
-    _publish_tallies(during, sleep=0)  # work committed now waits in PostgreSQL
+    effects.publish_tallies(during, sleep=0)  # work committed now waits in PostgreSQL
     health, _ = web.request("GET", "/healthz", timeout=5)
     time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
     in_outage = [s for s in load.sent if s.at >= stopped]
@@ -292,9 +265,9 @@ def test_redis_unreachable_for_a_minute(cluster: Cluster, services: Services, re
     time.sleep(max(0.0, 5 - (time.monotonic() - started)))
     sent = load.stop()
     everything = products + during
-    wait_for(lambda: _tallies_done(everything) and _webhooks_done(sent), timeout=90, step=0.5)
+    wait_for(lambda: effects.done(everything) and _webhooks_done(sent), timeout=90, step=0.5)
     recovered = time.monotonic() - started
-    lost, twice = _tally(everything)
+    lost, twice = effects.tally(everything)
     hooks = _webhook_outcome(sent)
     statuses = Counter(s.status for s in sent)
     record(
@@ -331,11 +304,11 @@ def _api_probe(web: Web) -> tuple[int, str | None]:
 
 def test_postgres_restarted_under_load(cluster: Cluster, services: Services, record) -> None:  # type: ignore[no-untyped-def]
     tenant = TenantFactory.create()
-    products = _products(tenant, 60)
+    products = effects.products(60, tenant)
     orders = _orders(tenant, 400)
     web, procs = _start(cluster)
-    _publish_tallies(products, sleep=0.2)  # two workers: ~6 s of jobs, some cut mid-transaction
-    wait_for(lambda: _some_done(products, 5), timeout=90)
+    effects.publish_tallies(products, sleep=0.2)  # two workers: ~6 s of jobs, some cut mid-transaction
+    wait_for(lambda: effects.some_done(products, 5), timeout=90)
     load = WebhookLoad(web, orders, interval=0.05, max_seconds=60).start()
     time.sleep(1)
     connection.close()
@@ -357,9 +330,9 @@ def test_postgres_restarted_under_load(cluster: Cluster, services: Services, rec
     # The provider retries what we did not accept (same event id, fresh signature).
     retried = [_send(web, s.order_id, s.event_id) for s in sent if s.status != 200]
     final = [s for s in sent if s.status == 200] + retried
-    wait_for(lambda: _tallies_done(products) and _webhooks_done(final), timeout=120, step=0.5)
+    wait_for(lambda: effects.done(products) and _webhooks_done(final), timeout=120, step=0.5)
     recovered = time.monotonic() - back
-    lost, twice = _tally(products)
+    lost, twice = effects.tally(products)
     hooks = _webhook_outcome(final)
     statuses = Counter(s.status for s in sent)
     failed_attempts = _failed_attempts(procs)

@@ -7,30 +7,17 @@ import time
 
 import pytest
 
-from chaos import jobs
+from chaos import effects, jobs
 from chaos.cluster import Cluster, wait_for
 from orders.models import Product
 from queueing.models import FailedJob
-from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _products(n: int) -> list[int]:
-    first = ProductFactory.create(stock_quantity=0)
-    rest = ProductFactory.create_batch(n - 1, tenant=first.tenant, stock_quantity=0)
-    return [first.pk, *(p.pk for p in rest)]
-
-
-def _stock(ids: list[int]) -> tuple[int, int]:
-    """(lost, done twice) among products whose stock should be exactly 1."""
-    values = list(Product.objects.filter(pk__in=ids).values_list("stock_quantity", flat=True))
-    return sum(v == 0 for v in values), sum(v > 1 for v in values)
-
-
 @pytest.mark.fast
 def test_sigterm_finishes_the_job_in_hand(cluster: Cluster, record) -> None:  # type: ignore[no-untyped-def]
-    [pid] = _products(1)
+    [pid] = effects.products(1)
     jobs.slow_effect.dispatch(pid, 5)
     worker = cluster.worker("default")
     wait_for(lambda: jobs.executions(pid) == 1, timeout=60)
@@ -38,7 +25,7 @@ def test_sigterm_finishes_the_job_in_hand(cluster: Cluster, record) -> None:  # 
     worker.signal(signal.SIGTERM)
     code = worker.wait(timeout=60)
     took = time.monotonic() - started
-    lost, twice = _stock([pid])
+    lost, twice = effects.tally([pid])
     record("SIGTERM during a 5 s job", load="1 job of 5 s", fault="SIGTERM once",
            lost=lost, duplicated=twice, recovered=took)  # fmt: skip
     assert code == 0, worker.output()[-2000:]
@@ -48,7 +35,7 @@ def test_sigterm_finishes_the_job_in_hand(cluster: Cluster, record) -> None:  # 
 
 @pytest.mark.fast
 def test_second_sigterm_stops_at_once_and_the_job_is_retried(cluster: Cluster, record) -> None:  # type: ignore[no-untyped-def]
-    [pid] = _products(1)
+    [pid] = effects.products(1)
     jobs.slow_effect.dispatch(pid, 5)
     worker = cluster.worker("default")
     wait_for(lambda: jobs.executions(pid) == 1, timeout=60)
@@ -62,7 +49,7 @@ def test_second_sigterm_stops_at_once_and_the_job_is_retried(cluster: Cluster, r
     cluster.worker("default")  # the replacement retries it
     wait_for(lambda: Product.objects.get(pk=pid).stock_quantity == 1, timeout=120)
     recovered = time.monotonic() - stopped
-    lost, twice = _stock([pid])
+    lost, twice = effects.tally([pid])
     record("second SIGTERM", load="1 job of 5 s", fault="SIGTERM twice",
            lost=lost, duplicated=twice, recovered=recovered)  # fmt: skip
     assert stop_took < 3

@@ -672,6 +672,24 @@ def test_dashboard_and_admin_access(cluster: Cluster, record, password_hash: str
     expect(f"superuser GET {empty}", reply := superuser.get(empty), reply.status == 200 and queue.count == queued)
     expect(f"superuser POST {empty} without CSRF", reply := superuser.post_form(empty, csrf=None),
            reply.status == 403 and queue.count == queued)  # fmt: skip
+    # Changes made elsewhere in the admin are audited too (queueing.admin_audit):
+    # django-rq's "empty queue" and an admin action, one row each, by the superuser.
+    admin_changes = []
+    for path, form, done in (
+        (empty, {}, lambda: queue.count == 0),
+        ("/admin/queueing/failedjob/",
+         {"action": "forget", "_selected_action": [str(FailedJob.objects.create(
+             job_id="chaos", queue="default", job_name="chaos.jobs.poison", exception_class="E").pk)]},
+         lambda: not FailedJob.objects.filter(job_id="chaos").exists()),
+    ):  # fmt: skip
+        before = AuditEntry.objects.count()
+        reply = superuser.post_form(path, form)
+        rows = list(
+            AuditEntry.objects.order_by("-id").values_list("username", "target")[: AuditEntry.objects.count() - before]
+        )
+        admin_changes.append((path, reply.status, done(), rows))
+        if not (reply.status < 400 and done() and rows == [(users["superuser"].username, path)]):
+            wrong.append(f"superuser POST {path}: {reply.status}, done={done()}, audit {rows}")
 
     # QUEUE_DASHBOARD_ALLOWLIST, on the second server: the same sessions (they
     # live in PostgreSQL), so the list is the only difference.

@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # An AuditEntry for every change an operator makes under /admin/.
+    "queueing.admin_audit.AdminAuditMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -682,10 +682,12 @@ def test_dashboard_and_admin_access(cluster: Cluster, record, password_hash: str
              job_id="chaos", queue="default", job_name="chaos.jobs.poison", exception_class="E").pk)]},
          lambda: not FailedJob.objects.filter(job_id="chaos").exists()),
     ):  # fmt: skip
-        before = AuditEntry.objects.count()
+        audit_start = AuditEntry.objects.count()
         reply = superuser.post_form(path, form)
         rows = list(
-            AuditEntry.objects.order_by("-id").values_list("username", "target")[: AuditEntry.objects.count() - before]
+            AuditEntry.objects.order_by("-id").values_list("username", "target")[
+                : AuditEntry.objects.count() - audit_start
+            ]
         )
         admin_changes.append((path, reply.status, done(), rows))
         if not (reply.status < 400 and done() and rows == [(users["superuser"].username, path)]):

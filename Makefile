@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test lint format bench chaos clean-var
+.PHONY: run test lint format bench chaos clean-var system-packages-run system-packages-test
 
 # mypy's Django plugin imports settings; placeholder URLs keep it from starting
 # the embedded servers (it exits without running atexit handlers).
@@ -24,12 +24,17 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(RUN_STAMP)
 
+## system-packages-run / -test: the system packages each command needs, installed
+## once with apt-get (as root or through `sudo -n`), or the exact command to run
+system-packages-run system-packages-test:
+	@sh devops/system-packages $(@:system-packages-%=%)
+
 ## run: embedded PostgreSQL + Redis (unless DATABASE_URL/REDIS_URL), migrate, demo data, admin, web + workers
-run: $(RUN_STAMP)
+run: system-packages-run $(RUN_STAMP)
 	$(PY) -m config.run
 
 ## test: the whole suite (embedded services in a throwaway dir unless DATABASE_URL/REDIS_URL)
-test: $(DEV_STAMP)
+test: system-packages-test $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff (lint + format check) and mypy
@@ -43,11 +48,11 @@ format: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 ## bench: benchmarks in bench/
-bench: $(DEV_STAMP)
+bench: system-packages-run $(DEV_STAMP)
 	$(PY) -m bench
 
 ## chaos: the fault and abuse suite (its own PostgreSQL and Redis; prints the results table)
-chaos: $(DEV_STAMP)
+chaos: system-packages-run $(DEV_STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m chaos $(CHAOS_ARGS)
 
 ## clean-var: stop the embedded servers and delete their data (var/)

@@ -3,7 +3,13 @@
 ``make bench`` runs them all; ``python -m bench bench.worker_throughput`` runs one.
 Benchmarks never touch your data: with DATABASE_URL / REDIS_URL unset they run
 against embedded servers in a throwaway dir; with them set, against a separate
-``<name>_bench`` database that is dropped afterwards.
+``<name>_bench`` database that is dropped afterwards (and the Redis database
+REDIS_URL names, which each benchmark empties).
+
+Each benchmark runs in a process of its own, starting from a new empty
+database and an emptied Redis database, so no benchmark measures (or trips
+over) rows another one left. One that fails is named at the end; the others
+still run, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import importlib
 import os
 import subprocess
 import sys
+import time
 
 BENCHMARKS = [
     "bench.worker_throughput",
@@ -22,21 +29,46 @@ BENCHMARKS = [
     "bench.marketing",
 ]
 
+_ONE = "--one"  # internal: run a single benchmark in this process
 
-def main() -> int:
-    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
-        # Re-run under throwaway embedded servers, held for the whole run.
-        cmd = [sys.executable, "-m", "config.embedded", "exec", "--throwaway", "--", sys.executable, "-m", "bench"]
-        cmd += sys.argv[1:]
-        return subprocess.call(cmd)
+
+def _run_one(name: str) -> int:
     from bench import harness
 
     harness.setup_django()
-    for name in sys.argv[1:] or BENCHMARKS:
+    try:
         importlib.import_module(name).run()
-    harness.teardown()
+    finally:
+        harness.teardown()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        # Re-run under throwaway embedded servers, held for the whole run.
+        cmd = [sys.executable, "-m", "config.embedded", "exec", "--throwaway", "--", sys.executable, "-m", "bench"]
+        return subprocess.call(cmd + argv)
+    if argv[:1] == [_ONE]:
+        return _run_one(argv[1])
+    names = argv or BENCHMARKS
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(f"usage: python -m bench [{' '.join(BENCHMARKS)}]", file=sys.stderr)
+        print(f"error: unknown benchmark: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    failed: list[str] = []
+    for name in names:
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, "-m", "bench", _ONE, name])
+        took = time.monotonic() - started
+        print(f"\n== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {took:.0f} s", flush=True)
+        if code != 0:
+            failed.append(name)
+    if failed:
+        print(f"\nbenchmarks failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

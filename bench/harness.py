@@ -37,6 +37,10 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    # An empty Redis database too: nothing another benchmark (or run) left behind.
+    import django_rq
+
+    django_rq.get_connection("default").flushdb()
 
 
 def teardown() -> None:

@@ -20,9 +20,13 @@ def run() -> None:
     from orders.models import Order, OrderItem
 
     n = int(os.environ.get("BENCH_ORDERS", "200000"))
+    # Rates come from the rows this run made, whatever the database held before.
+    orders_before, items_before = Order.objects.count(), OrderItem.objects.count()
     with timed() as ours:
         seed_demo(options=SeedOptions(tenants=1, products=6, orders=n, appointments=0, subscribers=0))
-    seeded_orders, seeded_items = Order.objects.count(), OrderItem.objects.count()
+    seeded_orders = Order.objects.count() - orders_before
+    seeded_items = OrderItem.objects.count() - items_before
+    assert seeded_orders == n, f"seed_demo made {seeded_orders:,} orders, asked for {n:,}"
 
     with connection.cursor() as cur:
         cur.execute("SELECT id FROM tenants_tenant LIMIT 1")

@@ -14,3 +14,10 @@ class ProjectConfig(AppConfig):
 
     name = "config"
     label = "project"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from config.checks import supervisord_waits_for_drain
+
+        checks.register(supervisord_waits_for_drain, "project")

@@ -273,9 +273,11 @@ if _supervisors_json := env.str("QUEUE_SUPERVISORS_JSON", default=""):
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(f"QUEUE_SUPERVISORS_JSON is not valid JSON: {exc}") from None
-# Seconds queue_supervise gives its children to finish their jobs on stop
-# (supervisord's stopwaitsecs for it must be longer).
-QUEUE_SUPERVISOR_DRAIN = env.float("QUEUE_SUPERVISOR_DRAIN", default=60)
+# Seconds queue_supervise gives its children to finish their jobs on stop.
+# Unset (None): the longest timeout of a job its pools can take, plus 30 s
+# (queueing/drain.py); `manage.py check` warns about a number shorter than that.
+# supervisord's stopwaitsecs for queue_supervise must be longer still.
+QUEUE_SUPERVISOR_DRAIN = env.float("QUEUE_SUPERVISOR_DRAIN", default=None)
 
 # --------------------------------------------------------------------------- API
 REST_FRAMEWORK = {

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
+from django.views.generic import TemplateView
 from django_rq import stats_views
 from drf_spectacular.views import SpectacularAPIView
 
@@ -25,6 +26,8 @@ def healthz(_request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
+    # A newcomer's first page after `make run`: links to the admin, the dashboard and the API schema.
+    path("", TemplateView.as_view(template_name="config/home.html"), name="home"),
     # Public tracking: plain Django views, one Redis round trip per hit (tenants/tracking.py).
     path("t/<slug:tenant>/pixel.gif", tracking.pixel, name="tracking-pixel"),
     path("t/<slug:tenant>/r/<slug:code>", tracking.redirect, name="tracking-redirect"),

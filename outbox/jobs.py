@@ -40,11 +40,22 @@ def coroner() -> dict[str, int]:
     return {"pending": len(report.pending), "lost": len(report.lost), "dead": len(report.dead)}
 
 
-@job(timeout=3600, unique_for=3600)
+# Prune in slices of PRUNE_SLICE seconds, each its own job: a short timeout
+# keeps the queue master's drain (the longest job timeout) short, and a slice
+# cut by a deploy loses nothing (the next one carries on). The lock is freed
+# when a slice starts so the slice can enqueue the next one.
+PRUNE_SLICE = 240
+
+
+@job(timeout=PRUNE_SLICE + 60, unique_for=3600, unique_until_processing=True)
 def prune(days: int = 7) -> int:
-    """Daily at 04:00: delete processed messages older than ``days``."""
+    """Daily at 04:00: delete processed messages older than ``days``, a slice at a time."""
     from datetime import timedelta
 
-    from outbox.services import outbox_prune
+    from outbox.services import outbox_prune, outbox_prune_left
 
-    return outbox_prune(older_than=timedelta(days=days))
+    older_than = timedelta(days=days)
+    deleted = outbox_prune(older_than=older_than, budget=PRUNE_SLICE)
+    if outbox_prune_left(older_than=older_than):
+        prune.dispatch(days)  # more left: the next slice (on commit; jobs run in autocommit)
+    return deleted

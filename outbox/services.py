@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -365,14 +366,21 @@ def outbox_replay(*, ids: Sequence[int], force_handlers: bool = False) -> int:
     return count
 
 
-def outbox_prune(*, older_than: timedelta, batch_size: int = 1000, dry_run: bool = False) -> int:
+def outbox_prune(
+    *, older_than: timedelta, batch_size: int = 1000, dry_run: bool = False, budget: float | None = None
+) -> int:
     """Delete processed messages (and their inbox rows) older than ``older_than``,
-    ``batch_size`` at a time so no lock is held for long."""
+    ``batch_size`` at a time so no lock is held for long.
+
+    With ``budget`` (seconds) it stops after the batch that crosses it, so a
+    job can prune in bounded slices (see ``outbox.jobs.prune``); ``None`` runs
+    to the end."""
     cutoff = timezone.now() - older_than
     rows = OutboxMessage.objects.filter(status=Status.PROCESSED, processed_at__lt=cutoff)
     if dry_run:
         return rows.count()
     total = 0
+    stop_at = time.monotonic() + budget if budget is not None else None
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             # Lock, re-check and delete in one statement: a row replayed or
@@ -388,6 +396,14 @@ def outbox_prune(*, older_than: timedelta, batch_size: int = 1000, dry_run: bool
                 return total
             InboxEntry.objects.filter(message_id__in=ids).delete()
         total += len(ids)
+        if stop_at is not None and time.monotonic() >= stop_at:
+            return total
+
+
+def outbox_prune_left(*, older_than: timedelta) -> bool:
+    """Whether ``outbox_prune`` with this age still has rows to delete."""
+    cutoff = timezone.now() - older_than
+    return OutboxMessage.objects.filter(status=Status.PROCESSED, processed_at__lt=cutoff).exists()
 
 
 def outbox_counts(*, stuck_after: int = 300) -> dict[str, int]:

@@ -3,3 +3,16 @@ from django.apps import AppConfig
 
 class QueueingConfig(AppConfig):
     name = "queueing"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from queueing.checks import drain_covers_jobs
+
+        checks.register(drain_covers_jobs, "queueing")
+
+        # Heartbeats and probes reach alerts, the dashboard, /metrics and
+        # queue_health as a status provider, like the outbox's figures.
+        from queueing import heartbeat, status
+
+        status.register("health", heartbeat.status_report)

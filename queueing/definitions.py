@@ -204,6 +204,11 @@ def job(
     return wrap
 
 
+def registered() -> list[JobDefinition[Any, Any]]:
+    """Every job definition imported so far (``queueing.drain.autodiscover_jobs`` imports them all)."""
+    return list(_registry.values())
+
+
 def definition_for(func_name: str) -> JobDefinition[Any, Any] | None:
     """The declared options of a job by its dotted name (imports the module if needed)."""
     found = _registry.get(func_name)

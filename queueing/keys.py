@@ -8,7 +8,8 @@ PAUSED_QUEUES = f"{PREFIX}:queues:paused"  # set of queue names workers skip
 RESTART_SIGNAL = f"{PREFIX}:queues:restart"  # timestamp; workers started before it exit
 REAPER_LOCK = f"{PREFIX}:reaper:lock"
 HEARTBEAT = f"{PREFIX}:heartbeat"  # hash: queue -> last heartbeat job run (unix time)
-SMOKE = f"{PREFIX}:smoke"  # hash: queue -> "token:unix time" of the last smoke probe
+HEARTBEAT_PROBES = f"{PREFIX}:heartbeat:probes"  # hash: queue -> JSON {"at", "results": {probe: error or ""}}
+SMOKE = f"{PREFIX}:smoke"  # hash: "<queue>:sent" -> "token@unix time", "<queue>:done" -> token
 
 
 def claims(queue: str) -> str:

@@ -231,6 +231,20 @@ class ChatCompletionsProvider:
                 raise InvalidAIResponse("AI provider answered with something that is not JSON") from None
         raise AIUnavailable(f"AI provider at {self.base_url} failed {self.attempts} times (last: {last})")
 
+    def ping(self) -> str:
+        """One cheap authenticated call (OpenAI's ``GET /models``), no retries: the heartbeat's probe."""
+        url = self.base_url.rstrip("/") + "/models"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.api_key}"})  # noqa: S310
+        try:
+            with _OPENER.open(request, timeout=min(self.timeout, 10.0)) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise AIUnavailable(f"AI provider at {self.base_url} answered HTTP {exc.code} to GET /models") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise AIUnavailable(f"AI provider at {self.base_url} unreachable: {reason}") from None
+        return f"GET /models answered {status}"
+
     def _pause(self, attempt: int, retry_after: str | None) -> None:
         if attempt >= self.attempts:
             return
@@ -261,6 +275,12 @@ def parse_chat_answer(answer: Any) -> tuple[str, list[str]]:
         raise InvalidAIResponse("AI tags must be a non-empty list of short strings")
     clean = list(dict.fromkeys(t.strip().lower() for t in tags))[:MAX_TAGS]
     return description.strip(), clean
+
+
+def probe() -> str | None:
+    """The heartbeat's probe of the AI provider (registered in TenantsConfig.ready); None when none is set."""
+    provider = provider_from_settings()
+    return provider.ping() if isinstance(provider, ChatCompletionsProvider) else None
 
 
 def provider_from_settings() -> ProfileProvider:

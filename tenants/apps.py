@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class TenantsConfig(AppConfig):
     name = "tenants"
+
+    def ready(self) -> None:
+        # Every heartbeat checks the AI provider too, when AI_BASE_URL sets one.
+        from queueing.heartbeat import register_probe
+        from tenants.ai import probe
+
+        register_probe("ai", probe)

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -15,7 +16,13 @@ from redis import Redis
 import outbox
 from orders.models import Product
 from outbox.models import InboxEntry, OutboxMessage
-from outbox.services import OutsideTransaction, outbox_deliver, outbox_relay_drain
+from outbox.services import (
+    OutsideTransaction,
+    outbox_deliver,
+    outbox_prune,
+    outbox_prune_left,
+    outbox_relay_drain,
+)
 from queueing.dispatch import get_queue
 from queueing.models import FailedJob
 from tests.factories import ProductFactory
@@ -249,9 +256,13 @@ def test_prune_deletes_old_processed_messages_in_batches(redis_conn: Redis) -> N
     out = StringIO()
     call_command("outbox_prune", "--days", "7", "--batch-size", "10", "--dry-run", stdout=out)
     assert "Would delete 25" in out.getvalue()
+    # A budget stops after the batch that crosses it (the nightly job prunes in slices).
+    assert outbox_prune(older_than=timedelta(days=7), batch_size=10, budget=0) == 10
+    assert outbox_prune_left(older_than=timedelta(days=7))
     call_command("outbox_prune", "--days", "7", "--batch-size", "10", stdout=StringIO())
     assert OutboxMessage.objects.count() == 1
     assert not InboxEntry.objects.exists()
+    assert not outbox_prune_left(older_than=timedelta(days=7))
 
 
 def test_loop_mode_delivers_within_a_fraction_of_a_second(redis_conn: Redis) -> None:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from redis import Redis
 
 from outbox.models import OutboxMessage
+from queueing.jobs import heartbeat
 from tests.queueing import jobs
 from tests.queueing.conftest import run_worker, start_worker, wait_for, worker_env
 
@@ -50,13 +51,16 @@ def test_it_fails_without_live_workers_and_says_why(redis_conn: Redis, settings)
     assert "FAIL: 2 of 2 attempt(s) on queue default failed" in line(output, "failure_rate:default")
     assert " ok (" in line(output, "failure_rate:high")
     assert " ok (" in line(output, "status:outbox")
-    assert "health check(s) failed: workers:high, workers:default, failure_rate:default" in output
+    assert "FAIL: no heartbeat ever recorded on queue default" in line(output, "status:health")
+    assert "health check(s) failed: workers:high, workers:default, failure_rate:default, status:health" in output
 
 
 def test_it_passes_with_a_live_worker_on_every_queue_and_fails_on_a_stuck_outbox(
     redis_conn: Redis, workers: list[subprocess.Popen[str]]
 ) -> None:
     workers.append(start_worker("high", "default", "--sleep", "0.2"))
+    for queue in ("default", "high"):  # the scheduler's heartbeats
+        heartbeat.on_queue(queue).dispatch(queue)
     wait_for(lambda: command("queue_health")[0] == 0, timeout=60)
     status, output = command("queue_health")
     assert "1 live worker(s)" in line(output, "workers:high")

@@ -56,9 +56,24 @@ class FakeChatServer:
     def __init__(self) -> None:
         self.script: list[tuple[int, Any, dict[str, str]]] = []
         self.requests: list[dict[str, Any]] = []
+        self.models_status = 200  # what GET /v1/models answers (the heartbeat's probe)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": None})
+                ok = fake.models_status == 200
+                body: dict[str, Any] = {
+                    "object": "list",
+                    "data": [{"id": "tiny-model", "object": "model", "owned_by": "fake"}],
+                }
+                raw = json.dumps(body if ok else {"error": {"message": "unavailable"}}).encode()
+                self.send_response(fake.models_status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 fake.requests.append(
@@ -204,3 +219,24 @@ def test_the_admin_action_queues_one_job_per_tenant_once(redis_conn: Redis, clie
     assert get_queue("default").count == 2
     assert run_worker("default", "--burst").returncode == 0
     assert BusinessProfile.objects.filter(tenant__in=tenants, ai_enhanced_at__isnull=False).count() == 2
+
+
+@pytest.mark.django_db
+def test_every_heartbeat_probes_the_configured_ai_provider(
+    chat: FakeChatServer, settings: Any, redis_conn: Redis
+) -> None:
+    from queueing.heartbeat import run_probes
+
+    settings.AI_BASE_URL, settings.AI_API_KEY = "", ""
+    assert "ai" not in run_probes(redis_conn)  # no provider configured: nothing to probe
+
+    settings.AI_BASE_URL, settings.AI_API_KEY = chat.url, "sk-test"
+    assert run_probes(redis_conn)["ai"] == ""
+    assert chat.requests[-1] == {"path": "/v1/models", "auth": "Bearer sk-test", "body": None}
+
+    chat.models_status = 503
+    assert run_probes(redis_conn)["ai"] == (
+        f"AIUnavailable: AI provider at {chat.url} answered HTTP 503 to GET /models"
+    )
+    chat.stop()
+    assert run_probes(redis_conn)["ai"].startswith(f"AIUnavailable: AI provider at {chat.url} unreachable")

@@ -10,7 +10,8 @@ the worker options (tries, backoff, timeout, max_jobs, max_time, memory, sleep,
 nice). Children that die are restarted; children that recycle themselves are
 replaced. SIGTERM, SIGINT or ``queue_terminate``: every child finishes its job
 in hand, then the master exits 0 within ``QUEUE_SUPERVISOR_DRAIN`` seconds (a
-second signal interrupts the jobs in hand; they are retried or failed).
+second signal interrupts the jobs in hand; they are retried or failed). Unset,
+the drain is the longest timeout of a job the pools can take, plus 30 s.
 ``queue_pause`` / ``queue_continue`` / ``queue_restart`` work as with any
 worker. The master's state (pools, processes, scaling decisions) is in Redis
 for the queue dashboard. ``--check`` validates the setting and prints the plan.
@@ -25,6 +26,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from queueing.definitions import registered
+from queueing.drain import STOPWAIT_MARGIN, autodiscover_jobs, longest_job
 from queueing.management.commands._base import connection, positive_seconds
 from queueing.supervisor import Master, SupervisorConfig, parse_drain, parse_supervisors
 
@@ -39,17 +42,29 @@ class Command(BaseCommand):
         parser.add_argument(
             "--drain",
             type=positive_seconds,
-            help="seconds to let children finish on stop (default: QUEUE_SUPERVISOR_DRAIN)",
+            help="seconds to let children finish on stop (default: QUEUE_SUPERVISOR_DRAIN, or when unset "
+            "the longest job timeout the pools can take + 30 s)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             supervisors = parse_supervisors(settings.QUEUE_SUPERVISORS, settings.RQ_QUEUES)
-            drain = parse_drain(options["drain"] if options["drain"] is not None else settings.QUEUE_SUPERVISOR_DRAIN)
+            configured = options["drain"] if options["drain"] is not None else settings.QUEUE_SUPERVISOR_DRAIN
+            drain = parse_drain(configured) if configured is not None else None
         except ImproperlyConfigured as exc:
             raise CommandError(
                 f"{exc}. Fix the setting (or QUEUE_SUPERVISORS_JSON) and start again.", returncode=2
             ) from None
+        autodiscover_jobs()
+        longest = longest_job(supervisors, settings.RQ_QUEUES, registered())
+        needed = float(longest.drain) if longest else 30.0
+        if drain is None:
+            drain = needed
+        elif longest and drain < needed:
+            self.stderr.write(
+                f"warning: drain {drain:g}s is shorter than {longest.what}'s {longest.seconds}s timeout "
+                f"(supervisor {longest.supervisor!r}): such a job is interrupted on stop. {needed:g}s covers it."
+            )
         if options["check"]:
             self._print_plan(supervisors, drain)
             return
@@ -78,4 +93,6 @@ class Command(BaseCommand):
                     f"  {count} × rqworker {' '.join(queues)} {flags}"
                     + (f" (nice {config.nice})" if config.nice else "")
                 )
-        self.stdout.write(f"drain: {drain:g}s")
+        self.stdout.write(
+            f"drain: {drain:g}s (supervisord's stopwaitsecs for this program: at least {drain + STOPWAIT_MARGIN:g})"
+        )

@@ -42,8 +42,12 @@ class PaymentFacts:
     refunded_reference: str = ""
 
 
+# The release smoke test's event (webhook_smoke_test): processed end to end
+# (outbox → relay → `high` worker) like a payment, but it touches no order.
+SMOKE_TYPE = "smoke.test"
+
 KNOWN_TYPES = {
-    "standard": {"payment.succeeded", "payment.failed", "payment.refunded"},
+    "standard": {"payment.succeeded", "payment.failed", "payment.refunded", SMOKE_TYPE},
     "stripe": {
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
@@ -182,6 +186,8 @@ def webhook_process(*, webhook_event_id: int) -> str:
 
 
 def _apply(event: WebhookEvent) -> str:
+    if event.type == SMOKE_TYPE:
+        return "smoke test: processed by a worker (no order touched)"
     if event.provider == "standard":
         facts = standard_facts(event.event_id, event.payload)
     else:
@@ -189,6 +195,31 @@ def _apply(event: WebhookEvent) -> str:
 
         return stripe_apply(event)
     return payment_apply(provider=event.provider, facts=facts)
+
+
+def webhook_smoke_state(*, event_id: str) -> tuple[str, str] | None:
+    """Where a smoke-test event is: (webhook event status, its outbox message's status or "").
+
+    None when this database has no such event (the URL tested is another deployment's).
+    """
+    from outbox.models import OutboxMessage
+
+    found = WebhookEvent.objects.filter(provider="standard", event_id=event_id).values_list("pk", "status").first()
+    if found is None:
+        return None
+    message = (
+        OutboxMessage.objects.filter(aggregate_type="webhook_event", aggregate_id=str(found[0]))
+        .values_list("status", flat=True)
+        .first()
+    )
+    return found[1], message or ""
+
+
+def webhook_smoke_cleanup() -> int:
+    """Delete processed smoke-test events: they prove a release, they are not payments.
+    (Their outbox messages are processed and go with the nightly outbox prune.)"""
+    deleted, _ = WebhookEvent.objects.filter(type=SMOKE_TYPE, status=WebhookEvent.Status.PROCESSED).delete()
+    return deleted
 
 
 def payment_apply(*, provider: str, facts: PaymentFacts) -> str:

@@ -26,6 +26,11 @@ def unique_lock(job_name: str, key: str) -> str:
 UNIQUE_PATTERN = f"{PREFIX}:unique:*"
 
 
+def recent_finished(queue: str) -> str:
+    """The dashboard's recently finished jobs of one queue (capped list; queueing/recent.py)."""
+    return f"{PREFIX}:recent:{queue}"
+
+
 def overlap_lock(key: str) -> str:
     return f"{PREFIX}:overlap:{key}"
 

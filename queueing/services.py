@@ -186,18 +186,31 @@ def metrics_snapshot(*, conn: Any, at: float | None = None, catch_up: int = 3) -
 # ---------------------------------------------------------------- audit trail
 
 
+def failed_jobs_target(ids: list[int]) -> str:
+    """The audit trail's name for a set of failed-job ledger rows."""
+    return f"failed_job:{ids[0]}" if len(ids) == 1 else f"failed_jobs:{','.join(map(str, ids))}"
+
+
 def audit_record(
-    *, user: Any, action: str, target: str = "", detail: dict[str, Any] | None = None, ip: str | None = None
+    *,
+    user: Any,
+    action: str,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+    ip: str | None = None,
+    username: str = "",
 ) -> None:
-    """One row per operator action that changed something (dashboard, admin)."""
+    """One row per operator action that changed something (dashboard, admin,
+    management commands). ``username`` names a user who is not a Django
+    account (a command's OS user and host)."""
     from queueing.models import AuditEntry
 
     AuditEntry.objects.create(
         user=user if getattr(user, "pk", None) else None,
-        username=getattr(user, "get_username", lambda: "")() or "system",
+        username=(username or getattr(user, "get_username", lambda: "")() or "system")[:150],
         action=action,
         target=target[:255],
         detail=detail or {},
         ip=ip or None,
     )
-    log.info("audit: %s %s %s %s", getattr(user, "username", "system"), action, target, detail or "")
+    log.info("audit: %s %s %s %s", username or getattr(user, "username", "system"), action, target, detail or "")

@@ -40,7 +40,7 @@ from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import now, utcformat
 from rq.worker import SimpleWorker, WorkerStatus
 
-from queueing import keys, metrics, reaper, scripts, unique
+from queueing import keys, metrics, reaper, recent, scripts, unique
 from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
 from queueing.failures import Failure, apply_worker_defaults, settle, tenant_of, unclaim
 from queueing.middleware import JobContext, Release, run_with_middleware
@@ -389,12 +389,29 @@ class VitoWorker(SimpleWorker):
         *,
         failed: bool,
     ) -> None:
-        """Per-minute counters for the dashboard, snapshots and alerts, on the
-        pipeline the worker sends anyway (no round trip of their own)."""
+        """Per-minute counters for the dashboard, snapshots and alerts, and the
+        dashboard's recently finished entry, on the pipeline the worker sends
+        anyway (no round trip of their own)."""
         try:
-            tenant_id = tenant_of(definition, list(job.args), dict(job.kwargs))
+            args, kwargs = list(job.args), dict(job.kwargs)
         except Exception:  # args that no longer deserialize: count the job, not the tenant
+            args, kwargs = ["(undecodable)"], {}
+        try:
+            tenant_id = tenant_of(definition, args, kwargs)
+        except Exception:
             tenant_id = None
+        recent.record_in(
+            pipe,
+            recent.Finished(
+                id=job.id,
+                queue=queue.name,
+                name=job.func_name or "?",
+                status="failed" if failed else "finished",
+                args=recent.args_text(args, kwargs),
+                at=time.time(),
+                runtime_s=runtime_s,
+            ),
+        )
         metrics.record(
             pipe,
             queue=queue.name,

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import outbox
-from tenants.models import BusinessProfile, Tenant
+from tenants.models import BusinessProfile, Interaction, Plan, Tenant, TrackedLink
 
 
 @transaction.atomic
@@ -44,3 +44,45 @@ def business_profile_apply(*, tenant_id: int, description: str, tags: list[str])
         defaults={"description": description, "tags": tags, "ai_enhanced_at": timezone.now()},
     )
     return True
+
+
+# The release checklist's tracking smoke test (analytics' tracking_smoke_test)
+# uses a dedicated tenant and link, created on first use and reused after.
+SMOKE_TENANT_SLUG = "smoke-test"
+SMOKE_LINK_CODE = "smoke"
+SMOKE_DESTINATION = "https://example.com/vito-smoke-test"  # IANA's reserved example domain: never a real site
+
+
+@transaction.atomic
+def tracking_smoke_link_ensure() -> TrackedLink:
+    """The smoke-test tenant (approved, on a plan of its own with no real limits) and its link."""
+    plan, _ = Plan.objects.get_or_create(
+        slug=SMOKE_TENANT_SLUG,
+        defaults={
+            "name": "Smoke test (not for sale)",
+            "max_products": 1_000_000,
+            "max_orders_per_month": 1_000_000,
+            "max_campaign_recipients_per_month": 1_000_000,
+            "max_storage_mb": 1_000_000,
+        },
+    )
+    tenant, _ = Tenant.objects.get_or_create(
+        slug=SMOKE_TENANT_SLUG,
+        defaults={
+            "name": "Release smoke test",
+            "plan": plan,
+            "owner_email": "smoke-test@localhost",
+            "status": Tenant.Status.APPROVED,
+            "approved_at": timezone.now(),
+        },
+    )
+    link, _ = TrackedLink.objects.get_or_create(
+        tenant=tenant, code=SMOKE_LINK_CODE, defaults={"destination": SMOKE_DESTINATION}
+    )
+    return link
+
+
+def tracking_smoke_interactions_delete(*, tenant_id: int, campaign: str) -> int:
+    """Remove what one smoke test recorded: proof of a release, not a visitor."""
+    deleted, _ = Interaction.objects.filter(tenant_id=tenant_id, utm_campaign=campaign).delete()
+    return deleted

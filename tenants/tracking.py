@@ -636,3 +636,16 @@ def interactions_record(*, batch_size: int = BATCH_SIZE, max_seconds: float = 50
 def buffered(conn: Redis | None = None) -> int:
     """Hits waiting in the buffer (read or not)."""
     return int((conn or _redis()).xlen(STREAM))
+
+
+def buffered_hits(*, campaign: str, conn: Redis | None = None, scan: int = 10_000) -> int:
+    """How many of the newest ``scan`` buffered hits carry ``utm_campaign`` ``campaign``
+    (the tracking smoke test's diagnosis: recorded by the web app but not drained yet?)."""
+    entries = (conn or _redis()).xrevrange(STREAM, count=scan) or []
+    needle = f"{SEP}{campaign}{SEP}".encode()
+    found = 0
+    for _, fields in entries:
+        packed = (fields or {}).get(b"h", b"")
+        if isinstance(packed, bytes) and needle in packed + SEP.encode():
+            found += 1
+    return found

@@ -7,6 +7,9 @@ import django_rq
 import pytest
 from redis import Redis
 
+# Real worker processes started by a test, killed at its end: for every test directory.
+from tests.queueing.conftest import workers  # noqa: F401 - the fixture
+
 
 @pytest.fixture
 def redis_conn() -> Iterator[Redis]:

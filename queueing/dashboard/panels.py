@@ -26,7 +26,7 @@ from redis import Redis
 from rq.job import Job
 from rq.utils import now as rq_now
 
-from queueing import keys, metrics, selectors, status
+from queueing import keys, metrics, recent, selectors, status
 from queueing.dashboard import charts
 from queueing.dispatch import get_queue
 from queueing.models import FailedJob, MetricSnapshot
@@ -270,42 +270,65 @@ def _number(value: object) -> bool:
 
 def recent_jobs(conn: Redis, *, search: str = "") -> list[dict[str, Any]]:
     """The head of each queue, its running jobs and its latest finished ones,
-    newest first; ``search`` matches the job name or id. Failures are the
-    ledger's (the failed list), not RQ's registry."""
+    newest first; ``search`` matches the job name or id. Finished (and failed)
+    attempts come from the workers' capped record (queueing/recent.py), since
+    finished job hashes are not kept; the failed list below is the ledger's."""
+    names = selectors.queue_names()
     wanted: list[tuple[str, str]] = []
-    for name in selectors.queue_names():
+    for name in names:
         queue = get_queue(name)
         # cleanup=False: a read must not settle registries (the reaper owns that).
         wanted += [(name, i) for i in queue.get_job_ids(0, RECENT_PER_SOURCE)]
         wanted += [(name, i) for i in queue.started_job_registry.get_job_ids(0, RECENT_PER_SOURCE - 1, cleanup=False)]
+        # Jobs that keep a result (result_ttl > 0) are in RQ's finished registry as well.
         finished = queue.finished_job_registry.get_job_ids(0, RECENT_PER_SOURCE - 1, desc=True, cleanup=False)
         wanted += [(name, i) for i in finished]
     serializer = get_queue("default").serializer
     fetched = Job.fetch_many([job_id for _, job_id in wanted], connection=conn, serializer=serializer)
     needle = search.lower()
     rows: list[dict[str, Any]] = []
-    seen = set()
+    seen: set[str] = set()
+
+    def matches(job_id: str, name: str) -> bool:
+        return not needle or needle in name.lower() or needle in job_id.lower()
+
     for (queue_name, job_id), job in zip(wanted, fetched, strict=True):
         if job is None or job_id in seen:
             continue
         seen.add(job_id)
         name = job.func_name or ""
-        if needle and needle not in name.lower() and needle not in job_id.lower():
+        if not matches(job_id, name):
             continue
-        try:
-            args = json.dumps(list(job.args) + ([job.kwargs] if job.kwargs else []))
-        except Exception:  # an undecodable payload still deserves a row
-            args = "(undecodable)"
         runtime = (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None
+        try:
+            args, kwargs = list(job.args), dict(job.kwargs)
+        except Exception:
+            args, kwargs = ["(undecodable)"], {}
         rows.append(
             {
                 "id": job_id,
                 "queue": queue_name,
                 "name": name,
                 "status": _enum_text(job.get_status(refresh=False)),
-                "args": args if len(args) <= 120 else args[:119] + "…",
+                "args": recent.args_text(args, kwargs),
                 "at": job.ended_at or job.started_at or job.enqueued_at or job.created_at,
                 "runtime": duration(runtime) if runtime is not None else "",
+            }
+        )
+    for entry in recent.read(conn, names):
+        # Each attempt's outcome once (a retried job's failed attempt too); a finished
+        # job RQ still keeps (result_ttl) already has its row from the registry.
+        if (entry.status == "finished" and entry.id in seen) or not matches(entry.id, entry.name):
+            continue
+        rows.append(
+            {
+                "id": entry.id,
+                "queue": entry.queue,
+                "name": entry.name,
+                "status": entry.status,
+                "args": entry.args,
+                "at": datetime.fromtimestamp(entry.at, UTC),
+                "runtime": duration(entry.runtime_s),
             }
         )
     rows.sort(key=lambda row: row["at"] or EPOCH, reverse=True)

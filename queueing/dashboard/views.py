@@ -21,7 +21,7 @@ from queueing import control, selectors, unique
 from queueing.dashboard import panels
 from queueing.dashboard.access import can_operate_dashboard, client_ip, dashboard_access, dashboard_operate
 from queueing.models import FailedJob
-from queueing.services import audit_record, failed_job_flush, failed_job_forget, failed_job_retry
+from queueing.services import audit_record, failed_job_flush, failed_job_forget, failed_job_retry, failed_jobs_target
 
 # --------------------------------------------------------------------------- pages
 
@@ -111,7 +111,9 @@ def failed_retry(request: HttpRequest) -> HttpResponse:
     with transaction.atomic():
         names = dict(FailedJob.objects.filter(pk__in=ids).values_list("pk", "job_name"))
         new_ids = failed_job_retry(ids=ids)
-        _audit(request, "retry", _target(ids), ids=ids, jobs=sorted(set(names.values())), new_job_ids=new_ids)
+        _audit(
+            request, "retry", failed_jobs_target(ids), ids=ids, jobs=sorted(set(names.values())), new_job_ids=new_ids
+        )
     gone = len(ids) - len(new_ids)
     note = f" {gone} were already gone (retried or forgotten meanwhile)." if gone else ""
     return _back(request, f"Dispatched {len(new_ids)} failed job(s) again.{note}")
@@ -125,7 +127,7 @@ def failed_forget(request: HttpRequest) -> HttpResponse:
         return _back(request, "Select at least one failed job to forget.", messages.ERROR)
     with transaction.atomic():
         deleted = failed_job_forget(ids=ids)
-        _audit(request, "forget", _target(ids), ids=ids, deleted=deleted)
+        _audit(request, "forget", failed_jobs_target(ids), ids=ids, deleted=deleted)
     return _back(request, f"Forgot {deleted} failed job(s).")
 
 
@@ -197,10 +199,6 @@ def _known_queue(queue: str) -> None:
 
 def _ids(request: HttpRequest) -> list[int]:
     return sorted({int(raw) for raw in request.POST.getlist("ids") if raw.strip().isdigit()})
-
-
-def _target(ids: list[int]) -> str:
-    return f"failed_job:{ids[0]}" if len(ids) == 1 else f"failed_jobs:{','.join(map(str, ids))}"
 
 
 def _audit(request: HttpRequest, action: str, target: str, **detail: Any) -> None:

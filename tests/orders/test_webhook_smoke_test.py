@@ -5,14 +5,19 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import sys
 from io import StringIO
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from redis import Redis
 
 from orders.models import WebhookEvent
+from outbox.models import OutboxMessage
+from tests.queueing.conftest import start_worker, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,12 +39,45 @@ def run(*args: str) -> tuple[int, str]:
     return 0, out.getvalue()
 
 
-def test_it_sends_a_signed_event_that_is_stored_and_ignored(live_server: Any) -> None:
+def _relay() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "outbox_process", "--loop", "--max-time", "120"],
+        env=worker_env(),
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def test_it_proves_processing_by_a_worker_and_leaves_no_event_behind(
+    live_server: Any, redis_conn: Redis, workers: list[subprocess.Popen[str]]
+) -> None:
+    workers += [_relay(), start_worker("high", "--sleep", "0.2")]
+    status, output = run("--url", f"{live_server.url}/api/webhooks/payments/", "--wait", "60")
+    assert status == 0, output
+    assert "answered 200" in output and "processed by a worker" in output and "(test event deleted)" in output
+    assert not WebhookEvent.objects.exists()
+    # Its outbox message went the whole way (and goes with the nightly prune).
+    assert list(OutboxMessage.objects.values_list("event_type", "status")) == [
+        ("payment.webhook_received", "processed")
+    ]
+
+
+def test_it_says_where_an_unprocessed_event_stopped_and_keeps_it(
+    live_server: Any, redis_conn: Redis, workers: list[subprocess.Popen[str]]
+) -> None:
     url = f"{live_server.url}/api/webhooks/payments/"
-    status, output = run("--url", url)
-    assert status == 0 and "answered 200" in output and '"stored"' in output
-    event = WebhookEvent.objects.get()
-    assert (event.type, event.status) == ("smoke.test", WebhookEvent.Status.IGNORED)
+    status, output = run("--url", url, "--wait", "1")
+    assert status == 1 and "not processed within 1s" in output and "is `outbox_process --loop` running?" in output
+
+    workers.append(_relay())  # relayed now, but nobody works `high`
+    status, output = run("--url", url, "--wait", "3")
+    assert status == 1 and "no worker processed it: is a worker on `high` running?" in output
+    assert WebhookEvent.objects.filter(type="smoke.test", status=WebhookEvent.Status.RECEIVED).count() == 2
+
+    status, output = run("--url", url, "--no-wait")  # intake only
+    assert status == 0 and "processed" not in output
 
 
 def test_a_wrong_secret_or_no_server_fails_with_the_answer(live_server: Any) -> None:
@@ -53,7 +91,7 @@ def test_a_wrong_secret_or_no_server_fails_with_the_answer(live_server: Any) -> 
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
-def test_the_printed_curl_command_works(live_server: Any) -> None:
+def test_the_printed_curl_command_works(live_server: Any, redis_conn: Redis) -> None:
     status, command = run("--url", f"{live_server.url}/api/webhooks/payments/", "--curl")
     assert status == 0 and command.startswith("curl -fsS -X POST ")
     done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -452,3 +453,28 @@ def test_a_viewer_sees_no_action_buttons(redis_conn: Redis) -> None:
         assert 'method="post"' not in page, url
     operator = _client(_user(operate=True))
     assert 'method="post"' in operator.get(f"{URL}failed/{row.pk}/").content.decode()
+
+
+def test_recent_jobs_show_finished_and_failed_attempts_without_keeping_job_hashes(
+    redis_conn: Redis, ops: Client
+) -> None:
+    from queueing import recent
+
+    jobs.record.dispatch("done-one")
+    jobs.always_fails.dispatch("broken-one")
+    assert run_worker("default", "--burst").returncode == 0
+    assert len(redis_conn.keys("rq:job:*")) == 1  # the finished job's hash is gone (the failed one is RQ's)
+
+    html = ops.get(URL).content.decode()
+    section = html[html.index('id="recent"') :]
+    assert '["done-one"]' in escape(section) or "[&quot;done-one&quot;]" in section
+    assert "finished" in section and "failed" in section
+
+    # Capped per queue, and entries past KEEP_SECONDS are not shown.
+    jobs.record.dispatch_many([(f"n{n}",) for n in range(recent.PER_QUEUE + 5)])
+    assert run_worker("default", "--burst").returncode == 0
+    # One worker process trimmed after every TRIM_EVERY of its pushes.
+    assert recent.PER_QUEUE <= redis_conn.llen(keys.recent_finished("default")) < recent.PER_QUEUE + recent.TRIM_EVERY
+    assert 0 < redis_conn.ttl(keys.recent_finished("default")) <= recent.KEEP_SECONDS
+    assert len(recent.read(redis_conn, ["default"])) == recent.PER_QUEUE
+    assert recent.read(redis_conn, ["default"], now=time.time() + recent.KEEP_SECONDS + 1) == []

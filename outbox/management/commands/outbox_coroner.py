@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from outbox.services import outbox_coroner_run
-from queueing.management.commands._base import non_negative_int, positive_int
+from queueing.management.commands._base import audit_command, non_negative_int, positive_int
 
 
 class Command(BaseCommand):
@@ -47,6 +47,10 @@ class Command(BaseCommand):
             self.stdout.write(f"{label}: {len(rows)}" + (f" (oldest {oldest:.0f}s)" if rows else ""))
             for row in rows[: options["limit"]]:
                 self._row(row)
+        if options["redispatch"]:
+            audit_command(
+                "redispatch", "outbox", lost=len(report.lost), redispatched=report.redispatched, relayed=report.relayed
+            )
         if options["redispatch"] and (report.pending or report.lost):
             self.stdout.write(f"Redispatched {report.redispatched} lost message(s); relay moved {report.relayed}.")
         if report.anything:

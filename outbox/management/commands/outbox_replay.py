@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from outbox.services import outbox_relay_drain, outbox_replay, outbox_replay_queryset
-from queueing.management.commands._base import non_empty, positive_int
+from queueing.management.commands._base import audit_command, non_empty, positive_int
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
@@ -81,4 +81,7 @@ class Command(BaseCommand):
             )
         count = outbox_replay(ids=ids, force_handlers=options["force_handlers"])
         moved = outbox_relay_drain()
+        selection = {key: options[key] for key in ("from_id", "to_id", "event", "tenant") if options[key] is not None}
+        selection |= {key: value.isoformat() for key, value in (("since", since), ("until", until)) if value}
+        audit_command("replay", "outbox", **selection, replayed=count, force_handlers=options["force_handlers"])
         self.stdout.write(f"Replayed {count} message(s); relay moved {moved}.")

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import socket
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
 from redis import Redis
+
+
+def operator() -> str:
+    """Who runs this command, for the audit trail: the OS user and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid with no passwd entry
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def audit_command(action: str, target: str = "", **detail: Any) -> None:
+    """Audit an operator action taken from the command line, like the
+    dashboard's (same action names); ``via`` tells the two apart."""
+    from queueing.services import audit_record
+
+    audit_record(user=None, username=operator(), action=action, target=target, detail={"via": "command", **detail})
 
 
 def connection() -> Redis:

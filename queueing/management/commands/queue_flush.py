@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from queueing.management.commands._base import audit_command
 from queueing.models import FailedJob
 from queueing.services import failed_job_flush
 
@@ -32,4 +33,6 @@ class Command(BaseCommand):
                 rows = rows.filter(failed_at__lt=timezone.now() - timedelta(hours=hours))
             self.stdout.write(f"Would delete {rows.count()} failed job(s).")
             return
-        self.stdout.write(f"Deleted {failed_job_flush(older_than_hours=hours)} failed job(s).")
+        deleted = failed_job_flush(older_than_hours=hours)
+        audit_command("flush", "failed_jobs", older_than_hours=hours, deleted=deleted)
+        self.stdout.write(f"Deleted {deleted} failed job(s).")

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueing.management.commands._base import parse_ids, require_existing
-from queueing.services import failed_job_forget
+from queueing.management.commands._base import audit_command, parse_ids, require_existing
+from queueing.services import failed_job_forget, failed_jobs_target
 
 
 class Command(BaseCommand):
@@ -19,4 +19,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         ids = parse_ids(options["ids"])
         require_existing(ids)
-        self.stdout.write(f"Forgot {failed_job_forget(ids=ids)} failed job(s).")
+        deleted = failed_job_forget(ids=ids)
+        audit_command("forget", failed_jobs_target(ids), ids=ids, deleted=deleted)
+        self.stdout.write(f"Forgot {deleted} failed job(s).")

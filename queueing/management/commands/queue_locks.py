@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueing import unique
-from queueing.management.commands._base import connection
+from queueing.management.commands._base import audit_command, connection
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         conn = connection()
         if options["release_all"]:
             released = sum(unique.force_release(conn, lock.key) for lock in unique.list_locks(conn))
+            audit_command("unlock", "locks:all", released=released)
             self.stdout.write(f"Released {released} lock(s).")
             return
         if options["release"]:
@@ -35,6 +36,7 @@ class Command(BaseCommand):
                     done = unique.force_release(conn, key)
                 except ValueError as exc:
                     raise CommandError(str(exc), returncode=2) from None
+                audit_command("unlock", key, released=bool(done))
                 self.stdout.write(f"{'Released' if done else 'No such lock'}: {key}")
             return
         locks = unique.list_locks(conn)

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from queueing.control import queue_pause
-from queueing.management.commands._base import connection, known_queue
+from queueing.management.commands._base import audit_command, connection, known_queue
 
 
 class Command(BaseCommand):
@@ -19,6 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         name = known_queue(options["queue"])
         changed = queue_pause(connection(), name)
+        audit_command("pause", f"queue:{name}", changed=changed)
         state = "paused"
         note = "" if changed else " (it already was)"
         self.stdout.write(f"Queue {name} is {state}{note}.")

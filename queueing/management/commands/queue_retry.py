@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queueing.management.commands._base import known_queue, non_empty, parse_ids, require_existing
-from queueing.services import failed_job_retry
+from queueing.management.commands._base import audit_command, known_queue, non_empty, parse_ids, require_existing
+from queueing.services import failed_job_retry, failed_jobs_target
 
 
 class Command(BaseCommand):
@@ -23,10 +23,12 @@ class Command(BaseCommand):
         queue = known_queue(options["queue"]) if options["queue"] is not None else None
         if options["ids"] == ["all"]:
             new_ids = failed_job_retry(ids=None, queue=queue)
+            audit_command("retry", f"failed_jobs:all{f':{queue}' if queue else ''}", dispatched=len(new_ids))
         else:
             if queue:
                 raise CommandError("--queue only goes with 'all'", returncode=2)
             ids = parse_ids(options["ids"])
             require_existing(ids)
             new_ids = failed_job_retry(ids=ids)
+            audit_command("retry", failed_jobs_target(ids), ids=ids, new_job_ids=new_ids)
         self.stdout.write(f"Dispatched {len(new_ids)} job(s) again.")

@@ -149,6 +149,17 @@ class Services:
             time.sleep(0.05)
         (self._redis_dir / "redis.pid").unlink(missing_ok=True)
 
+    def pause_redis(self) -> None:
+        """SIGSTOP: the server keeps its port and completes TCP handshakes but answers nothing (hung)."""
+        pid = self._redis_pid()
+        assert pid is not None, "Redis is not running"
+        os.kill(pid, signal.SIGSTOP)
+
+    def resume_redis(self) -> None:
+        pid = self._redis_pid()
+        assert pid is not None, "Redis is not running"
+        os.kill(pid, signal.SIGCONT)
+
     def restart_redis(self, down_for: float = 0.0) -> None:
         """Kill Redis (everything in it is gone), wait, start an empty one on the same port."""
         self.stop_redis(kill=True)

@@ -358,3 +358,85 @@ def test_postgres_restarted_under_load(cluster: Cluster, services: Services, rec
     assert set(health) == {200}
     # Workers wait for the database instead of failing every queued job in turn.
     assert failed_attempts <= 6, failed_attempts
+
+
+def _timed(
+    web: Web, path: str, *, method: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, float]:
+    """(status, seconds) of one request; status 0 when no answer came within 30 s."""
+    started = time.monotonic()
+    try:
+        status, _ = web.request(method, path, body=body, headers=headers, timeout=30)
+    except OSError:
+        status = 0
+    return status, time.monotonic() - started
+
+
+def _operator_cookie() -> str:
+    """A logged-in superuser's session cookie (the dashboard needs one)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from tests.factories import UserFactory
+
+    user = UserFactory.create(is_staff=True, is_superuser=True)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+
+def test_redis_hung_by_sigstop(cluster: Cluster, services: Services, record) -> None:  # type: ignore[no-untyped-def]
+    """A hung Redis (SIGSTOP: the port accepts, nothing answers) must not hang
+    the web: every Redis connection has a read timeout (REDIS_SOCKET_TIMEOUT)."""
+    tenant = TenantFactory.create()
+    during = effects.products(30, tenant)  # published while Redis is stopped
+    orders = _orders(tenant, 5)
+    web, procs = _start(cluster)
+    cookie = {"Cookie": _operator_cookie(), "Accept": "text/html"}
+    assert _timed(web, "/admin/queues/", headers=cookie)[0] == 200
+    limit = settings.REDIS_SOCKET_TIMEOUT + settings.REDIS_CONNECT_TIMEOUT + 5  # a retry of redis-py's, and slack
+
+    services.pause_redis()
+    stopped = time.monotonic()
+    try:
+        effects.publish_tallies(during, sleep=0)  # committed work waits in PostgreSQL
+        hook_body, hook_headers = _signed(orders[0], "evt_hung_1")
+        answers = {
+            "pixel": _timed(web, f"/t/{tenant.slug}/pixel.gif"),
+            "webhook": _timed(web, WEBHOOK_PATH, method="POST", body=hook_body, headers=hook_headers),
+            "dashboard": _timed(web, "/admin/queues/", headers=cookie),
+            "admin": _timed(web, "/admin/", headers=cookie),
+            "healthz": _timed(web, "/healthz"),
+        }  # fmt: skip
+        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))  # workers and relay meet the hang too
+        _assert_alive(procs)
+    finally:
+        services.resume_redis()
+    resumed = time.monotonic()
+    wait_for(lambda: effects.done(during) and _timed(web, "/admin/queues/", headers=cookie)[0] == 200, timeout=90,
+             step=0.5)  # fmt: skip
+    recovered = time.monotonic() - resumed
+    lost, twice = effects.tally(during)
+    slowest = max(seconds for _, seconds in answers.values())
+    record(
+        "Redis hung (SIGSTOP) for 20 s",
+        load=f"pixel, signed webhook, dashboard, admin, /healthz during the hang; {len(during)} outbox tallies",
+        fault=f"SIGSTOP redis-server, 20 s, SIGCONT; slowest answer {slowest:.1f} s "
+        f"({', '.join(f'{name} {status}' for name, (status, _) in answers.items())})",
+        lost=lost,
+        duplicated=twice,
+        recovered=recovered,
+    )
+    assert {name: status for name, (status, _) in answers.items()} == {
+        "pixel": 200,  # served uncounted
+        "webhook": 200,  # intake needs PostgreSQL only
+        "dashboard": 503,  # it reads Redis: "temporarily unavailable", Retry-After
+        "admin": 200,
+        "healthz": 200,
+    }, answers
+    assert slowest < limit, answers
+    _assert_alive(procs)  # nobody restarted anything
+    assert (lost, twice) == (0, 0)

@@ -5,6 +5,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
@@ -171,10 +172,33 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
 # --------------------------------------------------------------------------- queues
+# Every Redis connection has a connect and a read timeout: a hung server (a
+# SIGSTOP, a full disk, a network partition) must turn into an error within
+# seconds — the pixel then serves uncounted, other pages answer 503 — instead
+# of holding every web process forever. No code of ours blocks on Redis (the
+# worker polls, the relay listens to PostgreSQL), so the read timeout only has
+# to outlast a slow command; keep it above any blocking call you add.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
+
+
+def _redis_url_with_timeouts(url: str) -> str:
+    """REDIS_URL with the timeouts as query options redis-py reads (django-rq passes
+    only the URL on); timeouts already in the URL win."""
+    present = dict(parse_qsl(urlsplit(url).query))
+    added = {
+        key: f"{value:g}"
+        for key, value in (("socket_connect_timeout", REDIS_CONNECT_TIMEOUT), ("socket_timeout", REDIS_SOCKET_TIMEOUT))
+        if key not in present
+    }
+    # Appended, not rebuilt: urlunsplit would turn unix:///path into unix:/path.
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(added)}" if added else url
+
+
 # Both queues live on one Redis so one worker can drain `high` before `default`.
 RQ_QUEUES = {
     name: {
-        "URL": REDIS_URL,
+        "URL": _redis_url_with_timeouts(REDIS_URL),
         "DEFAULT_TIMEOUT": timeout,
         # Job arguments are JSON: plain ids and values, never pickles.
         "SERIALIZER": "rq.serializers.JSONSerializer",

@@ -150,6 +150,8 @@ def _latency(samples: int) -> tuple[float, float, float]:
                 outbox.publish(EVENT, {"n": i}, aggregate=("bench", i))
             committed = time.perf_counter()
             while not conn.llen(key):
+                if relay.poll() is not None or time.perf_counter() - committed > 30:
+                    raise RuntimeError(f"the relay moved nothing within 30 s (relay exit status {relay.poll()})")
                 time.sleep(0.0005)
             found.append(time.perf_counter() - committed)
             conn.delete(key)

@@ -47,9 +47,9 @@ format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: benchmarks in bench/
+## bench: benchmarks in bench/ (their own throwaway PostgreSQL and Redis, whatever the environment says)
 bench: system-packages-run $(DEV_STAMP)
-	$(PY) -m bench
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m bench $(BENCH_ARGS)
 
 ## chaos: the fault and abuse suite (its own PostgreSQL and Redis; prints the results table)
 chaos: system-packages-run $(DEV_STAMP)

@@ -1,10 +1,11 @@
 """``make bench``: run every benchmark in bench/ and print its table.
 
-``make bench`` runs them all; ``python -m bench bench.worker_throughput`` runs one.
-Benchmarks never touch your data: with DATABASE_URL / REDIS_URL unset they run
-against embedded servers in a throwaway dir; with them set, against a separate
-``<name>_bench`` database that is dropped afterwards (and the Redis database
-REDIS_URL names, which each benchmark empties).
+``make bench`` runs them all (``make bench BENCH_ARGS=bench.worker_throughput``
+runs one), always against embedded servers in a throwaway dir: benchmarks
+never touch your data. ``python -m bench`` with DATABASE_URL and REDIS_URL
+both set uses those servers instead: a separate ``<name>_bench`` database,
+dropped afterwards, and the Redis database REDIS_URL names, which each
+benchmark EMPTIES (point it at a database of its own).
 
 Each benchmark runs in a process of its own, starting from a new empty
 database and an emptied Redis database, so no benchmark measures (or trips

@@ -114,8 +114,8 @@ FAMILIES = (
     Family("outbox", "outbox_coroner/prune/replay", "reversed ranges, bad dates & ids, empty selection, negative ages"),
     Family("orders-marketing", "release_stale_orders, webhook_smoke_test, campaign_send",
            "bad/negative/missing ids, empty & unknown tenant, bad URL, timeout, secret"),
-    Family("analytics", "analytics_sync, audit_tenant_limits",
-           "reversed & future ranges, bad dates, empty & unknown tenant"),
+    Family("analytics", "analytics_sync, audit_tenant_limits, tracking_smoke_test",
+           "reversed & future ranges, bad dates, empty & unknown tenant, bad URL, timeout"),
     Family("config", "seed_demo, ensure_admin", "negative counts, empty/invalid username, invalid e-mail"),
 )  # fmt: skip
 
@@ -199,8 +199,14 @@ def bad_cases(seed: Seed) -> dict[str, list[Bad]]:
             Bad(("--older-than", "-30"), "at least 1 minute"),
             Bad(("--older-than", "half-an-hour"), "invalid int value"),
         ],
+        "tracking_smoke_test": [
+            Bad(("--url", "ftp://127.0.0.1/"), "must be an http(s) URL"),
+            Bad(("--wait", "-1"), "positive number of seconds"),
+            Bad(("--timeout", "soon"), "expected seconds"),
+        ],
         "webhook_smoke_test": [
             Bad(("--url", "ftp://127.0.0.1/"), "must be an http(s) URL"),
+            Bad(("--url", LOOPBACK, "--wait", "0"), "positive number of seconds"),
             Bad((), "required: --url"),
             Bad(("--url", LOOPBACK, "--timeout", "-1"), "positive number of seconds"),
             Bad(("--url", LOOPBACK, "--timeout", "soon"), "expected seconds"),

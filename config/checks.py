@@ -46,16 +46,22 @@ def supervisord_waits_for_drain(app_configs: Any = None, **_: Any) -> list[Check
     problems: list[CheckMessage] = []
     for name in SUPERVISORD_CONFIGS:
         path = Path(settings.BASE_DIR) / name
-        parser = configparser.RawConfigParser(strict=False)
-        parser.read(path)
-        if not parser.has_section(MASTER_PROGRAM):
+        # supervisord allows "; comment" after a value; a file we cannot read is
+        # reported, never raised (a system check runs before every command).
+        parser = configparser.RawConfigParser(strict=False, inline_comment_prefixes=(";",))
+        try:
+            parser.read(path)
+            if not parser.has_section(MASTER_PROGRAM):
+                continue
+            section = parser[MASTER_PROGRAM]
+            flag = _drain_flag(section.get("command", ""))
+            stopwait = section.getfloat("stopwaitsecs", fallback=10.0)  # supervisord's own default
+        except (configparser.Error, ValueError) as exc:
+            problems.append(Warning(f"{name}: cannot read [{MASTER_PROGRAM}]: {exc}", id="project.W003"))
             continue
-        section = parser[MASTER_PROGRAM]
-        flag = _drain_flag(section.get("command", ""))
         # The flag wins over the setting, which wins over the derived drain (queue_supervise's order);
         # a short setting is queueing.W001's to report.
         drain = flag or settings.QUEUE_SUPERVISOR_DRAIN or longest.drain
-        stopwait = section.getfloat("stopwaitsecs", fallback=10.0)  # supervisord's own default
         if flag is not None and flag < longest.drain:
             problems.append(
                 Warning(

@@ -215,10 +215,12 @@ def webhook_smoke_state(*, event_id: str) -> tuple[str, str] | None:
     return found[1], message or ""
 
 
-def webhook_smoke_cleanup() -> int:
-    """Delete processed smoke-test events: they prove a release, they are not payments.
-    (Their outbox messages are processed and go with the nightly outbox prune.)"""
-    deleted, _ = WebhookEvent.objects.filter(type=SMOKE_TYPE, status=WebhookEvent.Status.PROCESSED).delete()
+def webhook_smoke_cleanup(*, event_id: str) -> int:
+    """Delete one processed smoke-test event: it proves a release, it is not a payment.
+    (Its outbox message is processed and goes with the nightly outbox prune.)"""
+    deleted, _ = WebhookEvent.objects.filter(
+        provider="standard", event_id=event_id, type=SMOKE_TYPE, status=WebhookEvent.Status.PROCESSED
+    ).delete()
     return deleted
 
 

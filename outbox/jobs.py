@@ -45,17 +45,23 @@ def coroner() -> dict[str, int]:
 # cut by a deploy loses nothing (the next one carries on). The lock is freed
 # when a slice starts so the slice can enqueue the next one.
 PRUNE_SLICE = 240
+PRUNE_BATCH = 1000  # rows per DELETE
 
 
 @job(timeout=PRUNE_SLICE + 60, unique_for=3600, unique_until_processing=True)
-def prune(days: int = 7) -> int:
-    """Daily at 04:00: delete processed messages older than ``days``, a slice at a time."""
-    from datetime import timedelta
+def prune(days: int = 7, before: str | None = None) -> int:
+    """Daily at 04:00: delete processed messages older than ``days``, a slice at a time.
+
+    The first slice fixes the cutoff and hands it on (``before``), so the chain
+    ends when that night's backlog is gone, however busy the outbox is meanwhile."""
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
 
     from outbox.services import outbox_prune, outbox_prune_left
 
-    older_than = timedelta(days=days)
-    deleted = outbox_prune(older_than=older_than, budget=PRUNE_SLICE)
-    if outbox_prune_left(older_than=older_than):
-        prune.dispatch(days)  # more left: the next slice (on commit; jobs run in autocommit)
+    cutoff = datetime.fromisoformat(before) if before else timezone.now() - timedelta(days=days)
+    deleted = outbox_prune(before=cutoff, budget=PRUNE_SLICE, batch_size=PRUNE_BATCH)
+    if outbox_prune_left(before=cutoff):
+        prune.dispatch(days, cutoff.isoformat())  # the next slice (jobs run in autocommit: enqueued now)
     return deleted

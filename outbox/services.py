@@ -367,15 +367,23 @@ def outbox_replay(*, ids: Sequence[int], force_handlers: bool = False) -> int:
 
 
 def outbox_prune(
-    *, older_than: timedelta, batch_size: int = 1000, dry_run: bool = False, budget: float | None = None
+    *,
+    older_than: timedelta | None = None,
+    before: datetime | None = None,
+    batch_size: int = 1000,
+    dry_run: bool = False,
+    budget: float | None = None,
 ) -> int:
-    """Delete processed messages (and their inbox rows) older than ``older_than``,
-    ``batch_size`` at a time so no lock is held for long.
+    """Delete processed messages (and their inbox rows) processed before
+    ``before`` (or ``older_than`` ago), ``batch_size`` at a time so no lock is
+    held for long.
 
     With ``budget`` (seconds) it stops after the batch that crosses it, so a
-    job can prune in bounded slices (see ``outbox.jobs.prune``); ``None`` runs
-    to the end."""
-    cutoff = timezone.now() - older_than
+    job can prune in bounded slices with one fixed cutoff (see
+    ``outbox.jobs.prune``); ``None`` runs to the end."""
+    if (older_than is None) == (before is None):
+        raise ValueError("outbox_prune: give exactly one of older_than and before")
+    cutoff = before if before is not None else timezone.now() - (older_than or timedelta())
     rows = OutboxMessage.objects.filter(status=Status.PROCESSED, processed_at__lt=cutoff)
     if dry_run:
         return rows.count()
@@ -400,10 +408,9 @@ def outbox_prune(
             return total
 
 
-def outbox_prune_left(*, older_than: timedelta) -> bool:
-    """Whether ``outbox_prune`` with this age still has rows to delete."""
-    cutoff = timezone.now() - older_than
-    return OutboxMessage.objects.filter(status=Status.PROCESSED, processed_at__lt=cutoff).exists()
+def outbox_prune_left(*, before: datetime) -> bool:
+    """Whether ``outbox_prune(before=…)`` still has rows to delete."""
+    return OutboxMessage.objects.filter(status=Status.PROCESSED, processed_at__lt=before).exists()
 
 
 def outbox_counts(*, stuck_after: int = 300) -> dict[str, int]:

@@ -36,6 +36,9 @@ from queueing.status import StatusReport
 log = logging.getLogger(__name__)
 
 PERIOD = 60  # seconds between heartbeats on each queue (config/schedule.py)
+# Seconds one external probe may take (a hung SMTP server or AI endpoint): the
+# heartbeat job (timeout 60 s) must record its results even when all hang.
+PROBE_TIMEOUT = 5.0
 STALE_AFTER = 2 * PERIOD  # one missed beat is noise; two are an outage
 SMOKE_GRACE = 120  # a probe job waits behind the queue's backlog; the depth/wait alerts cover a long one
 
@@ -47,10 +50,13 @@ _probes: dict[str, Probe] = {}
 
 
 def register_probe(name: str, probe: Probe) -> None:
-    """Add an external provider to every heartbeat (from the owning app's ``AppConfig.ready``).
+    """Add an external provider to the heartbeat (from the owning app's ``AppConfig.ready``).
 
-    A probe must be cheap (it runs every minute on every queue) and bounded by
-    the provider's own timeout; ``name`` appears in alerts ("ai", "smtp").
+    External probes run once a minute in all (in whichever queue's heartbeat
+    comes first), not once per queue: providers should not see a login per
+    queue. A probe must be cheap and take at most ``PROBE_TIMEOUT`` seconds;
+    ``name`` appears in alerts ("ai", "smtp"). Its error text is shown to
+    operators: no credentials in it.
     """
     _probes[name] = probe
 
@@ -68,7 +74,7 @@ def probe_smtp() -> str | None:
         return None
     from django.core.mail import get_connection
 
-    smtp = get_connection(fail_silently=False)
+    smtp = get_connection(fail_silently=False, timeout=PROBE_TIMEOUT)
     smtp.open()
     smtp.close()
     return f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT} accepted a session"
@@ -77,13 +83,19 @@ def probe_smtp() -> str | None:
 register_probe("smtp", probe_smtp)
 
 
-def run_probes(conn: Redis) -> dict[str, str]:
-    """Probe name -> "" when it answered, else what went wrong (one line)."""
+def external_turn(conn: Redis, queue: str) -> bool:
+    """Whether this heartbeat runs the external probes: the first of the minute does."""
+    return bool(conn.set(keys.HEARTBEAT_EXTERNAL, queue, nx=True, ex=PERIOD - 10))
+
+
+def run_probes(conn: Redis, *, external: bool = True) -> dict[str, str]:
+    """Probe name -> "" when it answered, else what went wrong (one line).
+    PostgreSQL and Redis always; the registered external providers if ``external``."""
     results: dict[str, str] = {}
     checks: list[tuple[str, Callable[[], str | None]]] = [
         ("postgresql", probe_postgresql),
         ("redis", lambda: "PING answered" if conn.ping() else None),
-        *sorted(_probes.items()),
+        *(sorted(_probes.items()) if external else []),
     ]
     for name, probe in checks:
         try:

@@ -23,14 +23,14 @@ def echo(value: T) -> T:
     return value
 
 
-@job(timeout=30, tries=1)  # tries=1: the next beat, a minute later, is the retry
+@job(timeout=60, tries=1)  # tries=1: the next beat, a minute later, is the retry
 def heartbeat(queue: str) -> dict[str, str]:
     """Record that a worker consumed ``queue`` just now (dispatched onto that queue),
     with the results of the probes run from inside it (queueing/heartbeat.py)."""
     from queueing import heartbeat as beats
 
     conn = django_rq.get_connection(queue)
-    results = beats.run_probes(conn)
+    results = beats.run_probes(conn, external=beats.external_turn(conn, queue))
     beats.record(conn, queue, results)
     return {name: error or "ok" for name, error in results.items()}
 

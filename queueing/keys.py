@@ -9,6 +9,7 @@ RESTART_SIGNAL = f"{PREFIX}:queues:restart"  # timestamp; workers started before
 REAPER_LOCK = f"{PREFIX}:reaper:lock"
 HEARTBEAT = f"{PREFIX}:heartbeat"  # hash: queue -> last heartbeat job run (unix time)
 HEARTBEAT_PROBES = f"{PREFIX}:heartbeat:probes"  # hash: queue -> JSON {"at", "results": {probe: error or ""}}
+HEARTBEAT_EXTERNAL = f"{PREFIX}:heartbeat:external"  # SET NX: which heartbeat probes the providers this minute
 SMOKE = f"{PREFIX}:smoke"  # hash: "<queue>:sent" -> "token@unix time", "<queue>:done" -> token
 
 

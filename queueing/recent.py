@@ -6,7 +6,7 @@ queued and running work. Instead, each attempt that ends adds one compact
 entry (id, name, outcome, arguments cut short, runtime) to a capped Redis list
 per queue, on the pipeline the worker sends anyway: ``PER_QUEUE`` entries
 (plus a few between trims), none older than ``KEEP_SECONDS`` shown, and the
-list expires when its queue has been idle that long (Horizon's "completed
+list expires about that long after its queue went idle (Horizon's "completed
 jobs", trimmed by age).
 """
 
@@ -47,12 +47,12 @@ def args_text(args: Iterable[Any], kwargs: dict[str, Any]) -> str:
     return text if len(text) <= ARGS_SHOWN else text[: ARGS_SHOWN - 1] + "…"
 
 
-# Each process trims (and renews the expiry) after every TRIM_EVERY of its own
-# pushes, not after each: one command per job instead of three. A list is then
-# at most PER_QUEUE + TRIM_EVERY × (processes) long between trims; reads take
-# the first PER_QUEUE.
+# Each process trims a queue's list (and renews its expiry) after every
+# TRIM_EVERY of its own pushes to it, not after each: about one command per
+# job instead of three. A list is then at most PER_QUEUE + TRIM_EVERY ×
+# (processes) long between trims; reads take the first PER_QUEUE.
 TRIM_EVERY = 10
-_pushes = itertools.count(1)
+_pushes: dict[str, itertools.count[int]] = {}
 
 
 def record_in(pipe: Any, entry: Finished) -> None:
@@ -60,7 +60,7 @@ def record_in(pipe: Any, entry: Finished) -> None:
     key = keys.recent_finished(entry.queue)
     value = json.dumps([entry.id, entry.name, entry.status, entry.args, round(entry.at, 3), round(entry.runtime_s, 4)])
     pipe.lpush(key, value)
-    if next(_pushes) % TRIM_EVERY == 1:  # the first push of a process trims too
+    if next(_pushes.setdefault(key, itertools.count(1))) % TRIM_EVERY == 1:  # a process's first push trims too
         pipe.ltrim(key, 0, PER_QUEUE - 1)
         pipe.expire(key, KEEP_SECONDS)
 

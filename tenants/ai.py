@@ -26,6 +26,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -231,18 +232,21 @@ class ChatCompletionsProvider:
                 raise InvalidAIResponse("AI provider answered with something that is not JSON") from None
         raise AIUnavailable(f"AI provider at {self.base_url} failed {self.attempts} times (last: {last})")
 
-    def ping(self) -> str:
-        """One cheap authenticated call (OpenAI's ``GET /models``), no retries: the heartbeat's probe."""
+    def ping(self, *, timeout: float = 5.0) -> str:
+        """One cheap authenticated call (OpenAI's ``GET /models``), no retries: the heartbeat's probe.
+        Its errors name the provider by scheme, host and path only (no credentials)."""
         url = self.base_url.rstrip("/") + "/models"
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.api_key}"})  # noqa: S310
+        parts = urlsplit(self.base_url)
+        where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
         try:
-            with _OPENER.open(request, timeout=min(self.timeout, 10.0)) as response:
+            with _OPENER.open(request, timeout=min(self.timeout, timeout)) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
-            raise AIUnavailable(f"AI provider at {self.base_url} answered HTTP {exc.code} to GET /models") from None
+            raise AIUnavailable(f"AI provider at {where} answered HTTP {exc.code} to GET /models") from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise AIUnavailable(f"AI provider at {self.base_url} unreachable: {reason}") from None
+            raise AIUnavailable(f"AI provider at {where} unreachable: {reason}") from None
         return f"GET /models answered {status}"
 
     def _pause(self, attempt: int, retry_after: str | None) -> None:
@@ -280,7 +284,11 @@ def parse_chat_answer(answer: Any) -> tuple[str, list[str]]:
 def probe() -> str | None:
     """The heartbeat's probe of the AI provider (registered in TenantsConfig.ready); None when none is set."""
     provider = provider_from_settings()
-    return provider.ping() if isinstance(provider, ChatCompletionsProvider) else None
+    if not isinstance(provider, ChatCompletionsProvider):
+        return None
+    from queueing.heartbeat import PROBE_TIMEOUT
+
+    return provider.ping(timeout=PROBE_TIMEOUT)
 
 
 def provider_from_settings() -> ProfileProvider:

@@ -53,6 +53,10 @@ SMOKE_LINK_CODE = "smoke"
 SMOKE_DESTINATION = "https://example.com/vito-smoke-test"  # IANA's reserved example domain: never a real site
 
 
+class SmokeTenantTaken(ValueError):
+    """The smoke test's slug is a real tenant's."""
+
+
 @transaction.atomic
 def tracking_smoke_link_ensure() -> TrackedLink:
     """The smoke-test tenant (approved, on a plan of its own with no real limits) and its link."""
@@ -76,6 +80,12 @@ def tracking_smoke_link_ensure() -> TrackedLink:
             "approved_at": timezone.now(),
         },
     )
+    if tenant.plan_id != plan.pk:
+        # Someone's real shop: never record smoke hits against it (or delete its rows).
+        raise SmokeTenantTaken(
+            f"the slug {SMOKE_TENANT_SLUG!r} belongs to a tenant that is not the smoke test's "
+            f"(plan {tenant.plan.slug!r}); rename that tenant or run the test elsewhere"
+        )
     link, _ = TrackedLink.objects.get_or_create(
         tenant=tenant, code=SMOKE_LINK_CODE, defaults={"destination": SMOKE_DESTINATION}
     )

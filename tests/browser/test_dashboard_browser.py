@@ -2,7 +2,7 @@
 see the queues, retry a failed job, pause and continue a queue, and leave a
 screenshot in artifacts/ for CI to keep.
 
-Chromium is Debian's ``chromium`` package (installed by .ci/run), driven by
+Chromium is Debian's ``chromium`` package (installed by `make test`: devops/system-packages), driven by
 Playwright's library with ``executable_path``: no browser download. Without
 it this test fails, so CI can never pass it silently; VITO_SKIP_BROWSER=1
 skips it on a machine that has no browser.
@@ -41,7 +41,7 @@ SCREENSHOT = Path(settings.BASE_DIR) / "artifacts" / "dashboard.png"
 
 def _chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
-    problem = "" if path else "no `chromium` on PATH: apt-get install -y chromium (.ci/run does)"
+    problem = "" if path else "no `chromium` on PATH: devops/system-packages test (make test runs it)"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:

@@ -35,8 +35,8 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 def test_every_redis_connection_has_timeouts() -> None:
     kwargs = django_rq.get_connection("default").connection_pool.connection_kwargs
-    assert kwargs["socket_connect_timeout"] == django_settings.REDIS_CONNECT_TIMEOUT == 2.0
-    assert kwargs["socket_timeout"] == django_settings.REDIS_SOCKET_TIMEOUT == 5.0
+    assert kwargs["socket_connect_timeout"] == django_settings.REDIS_CONNECT_TIMEOUT > 0
+    assert kwargs["socket_timeout"] == django_settings.REDIS_SOCKET_TIMEOUT > 0
 
 
 @pytest.fixture

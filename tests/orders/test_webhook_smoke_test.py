@@ -17,7 +17,7 @@ from redis import Redis
 
 from orders.models import WebhookEvent
 from outbox.models import OutboxMessage
-from tests.queueing.conftest import start_worker, worker_env
+from tests.queueing.conftest import start_worker, wait_for, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,6 +72,8 @@ def test_it_says_where_an_unprocessed_event_stopped_and_keeps_it(
     assert status == 1 and "not processed within 1s" in output and "is `outbox_process --loop` running?" in output
 
     workers.append(_relay())  # relayed now, but nobody works `high`
+    # The relay is up once it has moved the first run's event.
+    wait_for(lambda: not OutboxMessage.objects.filter(status="pending").exists(), timeout=60)
     status, output = run("--url", url, "--wait", "3")
     assert status == 1 and "no worker processed it: is a worker on `high` running?" in output
     assert WebhookEvent.objects.filter(type="smoke.test", status=WebhookEvent.Status.RECEIVED).count() == 2

@@ -11,9 +11,11 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.utils import timezone
 from redis import Redis
 
 import outbox
+import outbox.jobs
 from orders.models import Product
 from outbox.models import InboxEntry, OutboxMessage
 from outbox.services import (
@@ -257,12 +259,38 @@ def test_prune_deletes_old_processed_messages_in_batches(redis_conn: Redis) -> N
     call_command("outbox_prune", "--days", "7", "--batch-size", "10", "--dry-run", stdout=out)
     assert "Would delete 25" in out.getvalue()
     # A budget stops after the batch that crosses it (the nightly job prunes in slices).
-    assert outbox_prune(older_than=timedelta(days=7), batch_size=10, budget=0) == 10
-    assert outbox_prune_left(older_than=timedelta(days=7))
+    cutoff = timezone.now() - timedelta(days=7)
+    assert outbox_prune(before=cutoff, batch_size=10, budget=0) == 10
+    assert outbox_prune_left(before=cutoff)
     call_command("outbox_prune", "--days", "7", "--batch-size", "10", stdout=StringIO())
     assert OutboxMessage.objects.count() == 1
     assert not InboxEntry.objects.exists()
-    assert not outbox_prune_left(older_than=timedelta(days=7))
+    assert not outbox_prune_left(before=cutoff)
+
+
+def test_the_nightly_prune_job_runs_in_slices_with_one_cutoff_and_stops(
+    redis_conn: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    product = ProductFactory.create()
+    for _ in range(3):
+        _publish(product)
+    outbox_relay_drain()
+    run_worker("default", "--burst")
+    OutboxMessage.objects.update(processed_at=timezone.now() - timedelta(days=30))
+    monkeypatch.setattr(outbox.jobs, "PRUNE_SLICE", 0)  # one batch per slice...
+    monkeypatch.setattr(outbox.jobs, "PRUNE_BATCH", 1)  # ...of one row
+    queue = get_queue("default")
+    assert outbox.jobs.prune(7) == 1  # the job's body, as a worker runs it
+    (queued,) = queue.get_jobs()
+    assert queued.func_name == "outbox.jobs.prune" and queued.args[0] == 7  # the next slice, with the cutoff
+    args = list(queued.args)
+    redis_conn.flushdb()  # as if a worker had taken it (and its unique lock)
+    assert outbox.jobs.prune(*args) == 1
+    assert [job.args for job in queue.get_jobs()] == [args]  # the same cutoff, not a new one
+    redis_conn.flushdb()
+    assert outbox.jobs.prune(*args) == 1
+    assert OutboxMessage.objects.count() == 0
+    assert queue.get_jobs() == []  # nothing left before the cutoff: the chain ends
 
 
 def test_loop_mode_delivers_within_a_fraction_of_a_second(redis_conn: Redis) -> None:

@@ -3,7 +3,8 @@ dashboard's: who (the OS user and host), what, and how many."""
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import socket
 from datetime import timedelta
 from io import StringIO
@@ -21,7 +22,7 @@ from queueing.services import FailureRecord, failed_job_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WHO = f"{getpass.getuser()}@{socket.gethostname()}"
+WHO = f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
 
 
 def _ledger(tag: str) -> int:
@@ -88,6 +89,14 @@ def test_queue_commands_are_audited(redis_conn: Redis) -> None:
     run("queue_failed")  # reads change nothing and write no audit row
     run("queue_flush", "--dry-run")
     assert AuditEntry.objects.count() == count
+
+
+def test_the_operator_is_the_real_uid_and_who_used_sudo(redis_conn: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "someone-else")  # the caller's to set: not believed
+    monkeypatch.setenv("LOGNAME", "someone-else")
+    monkeypatch.setenv("SUDO_USER", "alice")
+    run("queue_pause", "default")
+    assert last()[0] == f"{WHO} (sudo by alice)"
 
 
 def test_outbox_commands_are_audited(redis_conn: Redis) -> None:

@@ -86,3 +86,14 @@ def test_manage_py_check_prints_it_and_queue_supervise_check_prints_the_minimum(
     out = StringIO()
     call_command("queue_supervise", "--check", stdout=out)
     assert "drain: 1830s (supervisord's stopwaitsecs for this program: at least 1860)" in out.getvalue()
+
+
+def test_inline_comments_are_read_and_an_unreadable_value_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "devops").mkdir()
+    (tmp_path / "devops" / "supervisord.conf").write_text(
+        "[program:queue-master]\ncommand = python manage.py queue_supervise ; derived drain\nstopwaitsecs = 1860 ; ok\n"
+    )
+    (tmp_path / "devops" / "supervisord.local.conf").write_text("[program:queue-master]\nstopwaitsecs = soon\n")
+    with override_settings(BASE_DIR=tmp_path):
+        (warning,) = supervisord_waits_for_drain()
+    assert warning.id == "project.W003" and warning.msg.startswith("devops/supervisord.local.conf: cannot read")

@@ -32,7 +32,7 @@ from analytics.jobs import record_interactions
 from queueing.management.commands._base import positive_seconds
 from tenants import tracking
 from tenants.models import Interaction
-from tenants.services import tracking_smoke_interactions_delete, tracking_smoke_link_ensure
+from tenants.services import SmokeTenantTaken, tracking_smoke_interactions_delete, tracking_smoke_link_ensure
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -61,6 +61,8 @@ class Command(BaseCommand):
             link = tracking_smoke_link_ensure()
         except DatabaseError as exc:
             raise CommandError(f"tracking smoke test: PostgreSQL: {_first_line(exc)}", returncode=1) from None
+        except SmokeTenantTaken as exc:
+            raise CommandError(f"tracking smoke test: {exc}", returncode=1) from None
         campaign = f"smoke-{uuid.uuid4().hex[:12]}"
         utm = {"utm_source": "release", "utm_medium": "smoke-test", "utm_campaign": campaign}
         url = f"{base}/t/{link.tenant.slug}/r/{link.code}?{urlencode(utm)}"

@@ -100,7 +100,7 @@ class Command(BaseCommand):
             time.sleep(0.2)
             state = webhook_smoke_state(event_id=msg_id)
         took = time.monotonic() - started
-        webhook_smoke_cleanup()
+        webhook_smoke_cleanup(event_id=msg_id)
         self.stdout.write(f"webhook smoke test: processed by a worker {took:.1f}s after intake (test event deleted)")
 
     @staticmethod

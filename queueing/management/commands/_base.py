@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
+import pwd
 import socket
 from typing import Any
 
@@ -14,12 +14,15 @@ from redis import Redis
 
 
 def operator() -> str:
-    """Who runs this command, for the audit trail: the OS user and the host."""
+    """Who runs this command, for the audit trail: the OS user and the host, from
+    the process's real uid (not $USER, which the caller sets), and who used sudo."""
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # a container's uid with no passwd entry
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a container's uid with no passwd entry
         user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()}"
+    sudo = os.environ.get("SUDO_USER")
+    via = f" (sudo by {sudo})" if sudo and sudo != user else ""
+    return f"{user}@{socket.gethostname()}{via}"
 
 
 def audit_command(action: str, target: str = "", **detail: Any) -> None:

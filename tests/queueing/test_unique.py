@@ -66,7 +66,7 @@ def test_bulk_dispatch_respects_unique_keys(redis_conn: Redis) -> None:
     assert get_queue("default").count == 2
 
 
-@pytest.mark.django_db  # the release is audited
+@pytest.mark.django_db(transaction=True)  # the release is audited; dispatch happens at once
 def test_operators_list_and_force_release_locks(redis_conn: Redis) -> None:
     jobs.unique_work.dispatch("stuck")
     out = StringIO()

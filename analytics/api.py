@@ -19,10 +19,10 @@ from rest_framework.views import APIView
 from analytics.jobs import yesterday
 from analytics.models import MonthlyReport
 from analytics.reports import month_start, report_request
-from config.schema import VALIDATION_ERRORS, tenant_responses
 from tenants.api import tenant_for
 from tenants.downloads import download_url
 from tenants.models import TenantDailyStats
+from tenants.schema import VALIDATION_ERRORS, tenant_responses
 
 MAX_DAYS = 366
 

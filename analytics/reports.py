@@ -25,8 +25,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from analytics.models import MonthlyReport
 from analytics.services import REVENUE_STATUSES, day_bounds, days_between
+from lib.charts import Series, bar_chart
 from orders.models import Order, OrderItem
-from queueing.dashboard.charts import Series, bar_chart
 from tenants.downloads import Download, register_download, send_download_link
 from tenants.models import Tenant, TenantDailyStats
 

@@ -313,7 +313,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     # The OpenAPI schema at /api/schema/ (drf-spectacular; our subclass documents X-Tenant).
-    "DEFAULT_SCHEMA_CLASS": "config.schema.TenantAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tenants.schema.TenantAutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Vito Business OS tenant API",
@@ -324,8 +324,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     # The schema document itself is not an operation of the API.
     "SERVE_INCLUDE_SCHEMA": False,
-    # Payment-provider webhooks are not the tenant API (config/schema.py).
-    "PREPROCESSING_HOOKS": ["config.schema.tenant_api_only"],
+    # Payment-provider webhooks are not the tenant API (tenants/schema.py).
+    "PREPROCESSING_HOOKS": ["tenants.schema.tenant_api_only"],
     # Request and response bodies under separate names where they differ.
     "COMPONENT_SPLIT_REQUEST": True,
     # Exports and reports share one set of statuses; campaigns have their own.

@@ -12,11 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.schema import tenant_responses
 from marketing.models import Campaign
 from marketing.selectors import campaign_progress
 from marketing.services import campaign_send
 from tenants.api import tenant_for
+from tenants.schema import tenant_responses
 
 
 class CampaignProgressSerializer(serializers.Serializer[dict[str, int]]):

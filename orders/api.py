@@ -14,12 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.schema import VALIDATION_ERRORS, tenant_responses
 from orders.exports import export_request
 from orders.media import InvalidImage, product_set_image
 from orders.models import Product, SalesExport
 from tenants.api import tenant_for
 from tenants.downloads import download_url
+from tenants.schema import VALIDATION_ERRORS, tenant_responses
 
 
 class ExportRequestSerializer(serializers.Serializer[dict[str, Any]]):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from queueing.dashboard.access import client_ip
+from lib.client_ip import audit_ip
 from queueing.services import audit_record
 
 SELECTED_KEPT = 100  # ids kept from a changelist selection
@@ -35,7 +35,7 @@ class AdminAuditMiddleware:
                 action=f"admin:{request.POST.get('action') or 'change'}"[:64],
                 target=request.path,
                 detail={"status": response.status_code, "selected": selected[:SELECTED_KEPT]} if selected else {},
-                ip=client_ip(request),
+                ip=audit_ip(request),
             )
         return response
 

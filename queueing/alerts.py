@@ -36,7 +36,8 @@ from django.contrib.auth import get_user_model
 from redis import Redis
 from redis.typing import EncodableT, FieldT
 
-from config.mail import send_templated
+from lib.mail import send_templated
+from lib.text import as_text
 from queueing import keys, metrics, selectors, status
 from queueing.models import AlertEvent
 
@@ -236,7 +237,7 @@ def process(
 
 def _process(conn: Redis, conditions: Sequence[Condition], *, notifier: str, complete: bool, at: float) -> list[Notice]:
     state_key = keys.alert_state(notifier)
-    previous = {_text(k): _State.load(v) for k, v in conn.hgetall(state_key).items()}
+    previous = {as_text(k): _State.load(v) for k, v in conn.hgetall(state_key).items()}
     current = list(conditions)
     if complete:
         seen = {c.key for c in current}
@@ -404,7 +405,3 @@ def check_alerts(conn: Redis | None = None, *, now: float | None = None) -> list
     conditions = evaluate(gather(conn))
     process(conn, conditions, notifier="checks", complete=True, now=now)
     return [c.key for c in conditions if c.firing]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

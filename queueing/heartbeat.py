@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import connection as db_connection
 from redis import Redis
 
+from lib.text import as_text
 from queueing import keys, selectors
 from queueing.status import StatusReport
 
@@ -131,8 +132,8 @@ def read(conn: Redis) -> dict[str, Beat]:
         pipe.hgetall(keys.HEARTBEAT)
         pipe.hgetall(keys.HEARTBEAT_PROBES)
         stamps, probes = pipe.execute()
-    stamps = {_text(k): float(v) for k, v in stamps.items()}
-    probes = {_text(k): v for k, v in probes.items()}
+    stamps = {as_text(k): float(v) for k, v in stamps.items()}
+    probes = {as_text(k): v for k, v in probes.items()}
     beats: dict[str, Beat] = {}
     for queue in selectors.queue_names():
         failures: dict[str, str] = {}
@@ -155,7 +156,7 @@ class SmokeProbe:
 
 def read_smoke(conn: Redis) -> list[SmokeProbe]:
     """The latest smoke probe of every configured queue (queueing.jobs.smoke_test writes them)."""
-    raw = {_text(k): _text(v) for k, v in conn.hgetall(keys.SMOKE).items()}
+    raw = {as_text(k): as_text(v) for k, v in conn.hgetall(keys.SMOKE).items()}
     out = []
     for queue in selectors.queue_names():
         token, _, sent = raw.get(f"{queue}:sent", "").partition("@")
@@ -208,7 +209,3 @@ def status_report(conn: Redis | None = None, *, now: float | None = None) -> Sta
         problems=problems(beats, read_smoke(conn), now=at),
         link="/admin/queues/#panel-health",
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

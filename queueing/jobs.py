@@ -10,6 +10,7 @@ from typing import TypeVar
 import django_rq
 from django.conf import settings
 
+from lib.text import as_text
 from queueing import keys
 from queueing.definitions import job
 
@@ -47,8 +48,8 @@ def smoke_test() -> dict[str, str]:
     conn = django_rq.get_connection("default")
     report = {}
     for queue in settings.RQ_QUEUES:
-        sent = _text(conn.hget(keys.SMOKE, f"{queue}:sent"))
-        done = _text(conn.hget(keys.SMOKE, f"{queue}:done"))
+        sent = as_text(conn.hget(keys.SMOKE, f"{queue}:sent"))
+        done = as_text(conn.hget(keys.SMOKE, f"{queue}:done"))
         if not sent:
             report[queue] = "first probe"
         elif sent.split("@")[0] == done:
@@ -68,10 +69,6 @@ def snapshot() -> int:
     from queueing.services import metrics_snapshot
 
     return metrics_snapshot(conn=django_rq.get_connection("default"))
-
-
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
 
 
 # tries=1: the next minute's run is the retry; retrying a failed check would only pile up behind it.

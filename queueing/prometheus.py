@@ -43,6 +43,7 @@ from rq import Worker
 from rq.job import Job
 from rq.utils import utcparse
 
+from lib.text import as_text
 from queueing import keys, metrics, selectors, status
 from queueing.models import FailedJob, MetricSnapshot
 
@@ -87,9 +88,9 @@ def redis_families(conn: Redis) -> list[Metric]:
         pipe.hgetall(keys.HEARTBEAT)
         raw = pipe.execute()
     sizes = dict(zip(names, raw[0:-2:2], strict=True))
-    heads = {name: _text(head) for name, head in zip(names, raw[1:-2:2], strict=True) if head}
-    paused = {_text(m) for m in raw[-2]}
-    beats = {_text(k): float(v) for k, v in raw[-1].items()}
+    heads = {name: as_text(head) for name, head in zip(names, raw[1:-2:2], strict=True) if head}
+    paused = {as_text(m) for m in raw[-2]}
+    beats = {as_text(k): float(v) for k, v in raw[-1].items()}
     waits = _head_waits(conn, heads)
     now = time.time()
 
@@ -126,7 +127,7 @@ def _head_waits(conn: Redis, heads: dict[str, str]) -> dict[str, float]:
     for name, stamp in zip(heads, stamps, strict=True):
         if stamp:
             try:
-                out[name] = max(0.0, time.time() - utcparse(_text(stamp)).timestamp())
+                out[name] = max(0.0, time.time() - utcparse(as_text(stamp)).timestamp())
             except ValueError:
                 continue
     return out
@@ -304,7 +305,3 @@ def registry() -> CollectorRegistry:
         built.register(RQJobsCollector())
         _registry = built
     return _registry
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -14,6 +14,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.utils import now
 
+from lib.text import as_text
 from queueing import control, metrics
 
 
@@ -92,7 +93,7 @@ def workers(conn: Redis) -> list[WorkerRow]:
                 host=worker.hostname or "",
                 pid=worker.pid,
                 queues=worker.queue_names(),
-                state=_text(worker.get_state()),
+                state=as_text(worker.get_state()),
                 current_job=current,
                 current_job_name=job_name,
                 elapsed_s=elapsed,
@@ -155,9 +156,3 @@ def per_job(conn: Redis, *, minutes: int = 60) -> list[tuple[str, metrics.Totals
     totals = metrics.window(conn, minutes=minutes)
     rows = [(name, t) for (scope, name), t in totals.items() if scope == "j"]
     return sorted(rows, key=lambda row: -row[1].jobs)
-
-
-def _text(value: object) -> str:
-    """A worker state as its plain value ("idle"), whether RQ hands back an enum or bytes."""
-    raw = getattr(value, "value", value)
-    return raw.decode() if isinstance(raw, bytes) else str(raw)

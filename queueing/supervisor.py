@@ -48,6 +48,7 @@ from rq.queue import Queue
 from rq.utils import utcparse
 from rq.worker import Worker
 
+from lib.text import as_text
 from queueing import keys
 
 log = logging.getLogger("queueing.supervisor")
@@ -676,7 +677,7 @@ class Master:
         n = len(queues)
         depths = {q: int(replies[2 * i]) for i, q in enumerate(queues)}
         heads = {q: replies[2 * i + 1] for i, q in enumerate(queues) if replies[2 * i + 1]}
-        paused = {_text(p) for p in replies[2 * n]}
+        paused = {as_text(p) for p in replies[2 * n]}
         self._read_children(children, replies[2 * n + 2 :])
         return Observation(depths, self._head_ages(heads), paused, replies[2 * n + 1])
 
@@ -685,17 +686,17 @@ class Master:
             return {}
         with self.conn.pipeline(transaction=False) as pipe:
             for job_id in heads.values():
-                pipe.hget(Job.key_for(_text(job_id)), "enqueued_at")
+                pipe.hget(Job.key_for(as_text(job_id)), "enqueued_at")
             stamps = pipe.execute()
         now = time.time()
-        return {q: max(0.0, now - utcparse(_text(s)).timestamp()) for q, s in zip(heads, stamps, strict=True) if s}
+        return {q: max(0.0, now - utcparse(as_text(s)).timestamp()) for q, s in zip(heads, stamps, strict=True) if s}
 
     def _read_children(self, children: Sequence[Child], rows: Sequence[Sequence[bytes | None]]) -> None:
         """Busy flags, and the per-queue moving average of job runtimes from
         the workers' own counters (what the "time" strategy multiplies by depth)."""
         samples: dict[str, tuple[int, float]] = {}
         for child, (state, jobs, seconds) in zip(children, rows, strict=True):
-            child.busy = _text(state) == "busy"
+            child.busy = as_text(state) == "busy"
             total = (int(jobs or 0), float(seconds or 0.0))
             new_jobs, new_seconds = total[0] - child.counted[0], total[1] - child.counted[1]
             child.counted = total
@@ -818,11 +819,11 @@ class Master:
         for pool in self._pools():
             for child in [c for c in pool.retiring if c.proc.poll() is not None]:
                 pool.retiring.remove(child)
-                log.info("%s (pid %d) exited %s", child.name, child.pid, _exit_text(child.proc.returncode))
+                log.info("%s (pid %d) exited %s", child.name, child.pid, _exitas_text(child.proc.returncode))
             for child in [c for c in pool.children if c.proc.poll() is not None]:
                 pool.children.remove(child)
                 if child.stop_sent is not None or self.stop_reason:
-                    log.info("%s (pid %d) exited %s", child.name, child.pid, _exit_text(child.proc.returncode))
+                    log.info("%s (pid %d) exited %s", child.name, child.pid, _exitas_text(child.proc.returncode))
                     continue
                 self._replace(pool, child)
 
@@ -843,7 +844,7 @@ class Master:
             "%s (pid %d) died (%s) after %.0fs; restarting%s (restart #%d of pool %s)",
             child.name,
             child.pid,
-            _exit_text(code),
+            _exitas_text(code),
             lived,
             f" in {delay:g}s" if delay else "",
             child.restarts + 1,
@@ -975,11 +976,7 @@ class Master:
         return f"{config.name} [{', '.join(config.queues)}] balance {config.balance}, {size}"
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _exit_text(code: int | None) -> str:
+def _exitas_text(code: int | None) -> str:
     if code is None:
         return "(still running)"
     if code < 0:
@@ -1003,7 +1000,7 @@ def _published(conn: Redis) -> tuple[list[dict[str, Any]], list[bytes | str]]:
     if not fields:
         return [], []
     names = list(fields)
-    alive = conn.mget([keys.supervisor_alive(_text(name)) for name in names])
+    alive = conn.mget([keys.supervisor_alive(as_text(name)) for name in names])
     states: list[dict[str, Any]] = []
     dead: list[bytes | str] = []
     for name, flag in zip(names, alive, strict=True):

@@ -90,7 +90,7 @@ def send_download_link(
 ) -> None:
     """E-mail a "your file is ready" message with a signed link to it (exports, reports).
     The template gets ``url`` (absolute) and ``hours`` (how long it works) besides ``context``."""
-    from config.mail import send_templated
+    from lib.mail import send_templated
 
     link = download_url(kind=kind, object_id=object_id, tenant_id=tenant_id)
     full = {**context, "url": settings.SITE_URL.rstrip("/") + link, "hours": settings.DOWNLOAD_LINK_LIFETIME // 3600}

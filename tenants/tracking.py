@@ -50,6 +50,7 @@ from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import RedisError, ResponseError
 
+from lib.client_ip import client_ip
 from tenants.models import Interaction, Tenant, TrackedLink
 
 log = logging.getLogger(__name__)
@@ -187,67 +188,7 @@ def _hit_script(conn: Redis) -> Script:
 # --------------------------------------------------------------------------- client address
 
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=8)
-def _networks(spec: tuple[str, ...]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in spec if item.strip())
-
-
-def _parse_ip(text: str) -> IPAddress | None:
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
-
-
-def _trusted(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
-    return any(address in network for network in networks)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address. ``X-Forwarded-For`` is read only when the peer
-    (REMOTE_ADDR) is one of ``TRACKING_TRUSTED_PROXIES``; then the right-most
-    address that is not a trusted proxy is the client. Anyone else could write
-    any address there, so without a trusted peer the header is ignored and a
-    forged one lands in the peer's own rate-limit bucket."""
-    remote = _parse_ip(str(request.META.get("REMOTE_ADDR") or ""))
-    if remote is None:
-        return "unknown"
-    networks = _networks(tuple(settings.TRACKING_TRUSTED_PROXIES))
-    if not networks or not _trusted(remote, networks):
-        if not networks and remote.is_loopback and not _warned and "HTTP_X_FORWARDED_FOR" in request.META:
-            _warn_untrusted_proxy(remote)
-        return str(remote)
-    client = remote
-    for hop in reversed(str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")):
-        address = _parse_ip(hop)
-        if address is None:
-            break  # garbage from a hop we cannot vouch for: keep the last address a proxy gave
-        client = address
-        if not _trusted(address, networks):
-            break
-    return str(client)
-
-
-_warned: list[bool] = []
-
-
-def _warn_untrusted_proxy(remote: IPAddress) -> None:
-    # Behind a proxy on this host with the setting empty, every visitor is the
-    # proxy: all of them share one rate-limit bucket and one visitor hash.
-    _warned.append(True)
-    log.warning(
-        "tracking: X-Forwarded-For from %s is ignored because TRACKING_TRUSTED_PROXIES is empty; every "
-        "client behind that proxy shares one rate limit. Set TRACKING_TRUSTED_PROXIES=%s if it is your proxy.",
-        remote,
-        remote,
-    )
+# client_ip: lib/client_ip.py (TRACKING_TRUSTED_PROXIES decides whose X-Forwarded-For counts).
 
 
 def _bucket(ip: str) -> str:

@@ -7,7 +7,6 @@ power to edit tenants), so it has its own rule instead of the admin's.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -72,25 +71,3 @@ def dashboard_operate(view: View) -> View:
         return dashboard_access(view)(request, *args, **kwargs)
 
     return wrapper
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The address the audit log records. X-Forwarded-For is only believed
-    behind our TLS proxy (BEHIND_TLS_PROXY): anyone else could forge it. nginx
-    appends the peer it saw, so the last entry is the one our proxy vouches for."""
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops and _is_ip(hops[-1]):
-            return hops[-1]
-    remote = str(request.META.get("REMOTE_ADDR") or "")
-    return remote if _is_ip(remote) else None
-
-
-def _is_ip(text: str) -> bool:
-    # The column is PostgreSQL's inet: a malformed value would fail the insert.
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

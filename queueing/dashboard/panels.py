@@ -26,8 +26,8 @@ from redis import Redis
 from rq.job import Job
 from rq.utils import now as rq_now
 
+from lib import charts
 from queueing import keys, metrics, recent, selectors, status
-from queueing.dashboard import charts
 from queueing.dispatch import get_queue
 from queueing.models import FailedJob, MetricSnapshot
 from queueing.unique import UniqueLock

@@ -17,9 +17,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from lib.client_ip import audit_ip
 from queueing import control, selectors, unique
 from queueing.dashboard import panels
-from queueing.dashboard.access import can_operate_dashboard, client_ip, dashboard_access, dashboard_operate
+from queueing.dashboard.access import can_operate_dashboard, dashboard_access, dashboard_operate
 from queueing.models import FailedJob
 from queueing.services import audit_record, failed_job_flush, failed_job_forget, failed_job_retry, failed_jobs_target
 
@@ -202,7 +203,7 @@ def _ids(request: HttpRequest) -> list[int]:
 
 
 def _audit(request: HttpRequest, action: str, target: str, **detail: Any) -> None:
-    audit_record(user=request.user, action=action, target=target, detail=detail, ip=client_ip(request))
+    audit_record(user=request.user, action=action, target=target, detail=detail, ip=audit_ip(request))
 
 
 def _safe(request: HttpRequest, url: str) -> bool:

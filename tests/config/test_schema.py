@@ -1,4 +1,4 @@
-"""The tenant API's OpenAPI schema at /api/schema/ (drf-spectacular, config/schema.py)."""
+"""The tenant API's OpenAPI schema at /api/schema/ (drf-spectacular, tenants/schema.py)."""
 
 from __future__ import annotations
 

@@ -18,9 +18,9 @@ from django.utils.html import escape
 from redis import Redis
 from rq import Worker
 
+from lib import charts
 from outbox.models import OutboxMessage
 from queueing import control, keys
-from queueing.dashboard import charts
 from queueing.dispatch import get_queue
 from queueing.models import AuditEntry, FailedJob, MetricSnapshot
 from queueing.services import FailureRecord, failed_job_record

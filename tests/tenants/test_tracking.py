@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from analytics.jobs import record_interactions
+from lib.client_ip import client_ip
 from tenants import tracking
 from tenants.models import Interaction, Tenant, TrackedLink
 from tests.factories import TenantFactory
@@ -177,7 +178,7 @@ def test_client_ip_and_buckets(settings: Any) -> None:
         request = factory.get("/", REMOTE_ADDR=remote)
         if forwarded is not None:
             request.META["HTTP_X_FORWARDED_FOR"] = forwarded
-        return tracking.client_ip(request)
+        return client_ip(request)
 
     settings.TRACKING_TRUSTED_PROXIES = []
     assert ip("192.0.2.1", "198.51.100.1") == "192.0.2.1"
@@ -446,6 +447,6 @@ def test_forwarded_addresses_with_spaces_or_garbage(
     tenant = TenantFactory.create()
     TrackedLink.objects.create(tenant=tenant, code="go", destination="https://shop.example.com/")
     request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
-    assert tracking.client_ip(request) == client_is
+    assert client_ip(request) == client_is
     assert hit(client, f"/t/{tenant.slug}/pixel.gif", ip=remote, HTTP_X_FORWARDED_FOR=forwarded).status_code == 200
     assert hit(client, f"/t/{tenant.slug}/r/go", ip=remote, HTTP_X_FORWARDED_FOR=forwarded).status_code == 302

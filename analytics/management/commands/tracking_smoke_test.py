@@ -29,7 +29,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from analytics.jobs import record_interactions
-from queueing.management.commands._base import positive_seconds
+from lib.arguments import positive_seconds
 from tenants import tracking
 from tenants.models import Interaction
 from tenants.services import SmokeTenantTaken, tracking_smoke_interactions_delete, tracking_smoke_link_ensure

@@ -28,8 +28,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from standardwebhooks.webhooks import Webhook
 
+from lib.arguments import positive_seconds
 from orders.webhook_services import SMOKE_TYPE, webhook_smoke_cleanup, webhook_smoke_state
-from queueing.management.commands._base import positive_seconds
 
 
 class Command(BaseCommand):

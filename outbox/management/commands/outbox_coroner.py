@@ -14,9 +14,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from lib.arguments import non_negative_int, positive_int
 from outbox.models import OutboxMessage
 from outbox.services import outbox_coroner_run
-from queueing.management.commands._base import audit_command, non_negative_int, positive_int
+from queueing.commands import audit_command
 
 
 class Command(BaseCommand):

@@ -15,9 +15,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from lib.arguments import positive_seconds
 from outbox.relay import Relay
 from outbox.services import outbox_relay_drain
-from queueing.management.commands._base import positive_seconds
 
 
 def _batch(value: str) -> int:

@@ -17,8 +17,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from lib.arguments import non_empty, positive_int
 from outbox.services import outbox_relay_drain, outbox_replay, outbox_replay_queryset
-from queueing.management.commands._base import audit_command, non_empty, positive_int
+from queueing.commands import audit_command
 
 
 def _when(value: str | None, flag: str) -> datetime | None:

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueing.management.commands._base import known_queue, non_empty, positive_int
+from lib.arguments import non_empty, positive_int
+from queueing.commands import known_queue
 from queueing.models import FailedJob
 
 

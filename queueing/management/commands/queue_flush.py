@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from queueing.management.commands._base import audit_command
+from queueing.commands import audit_command
 from queueing.models import FailedJob
 from queueing.services import failed_job_flush
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueing.management.commands._base import audit_command, parse_ids, require_existing
+from queueing.commands import audit_command, parse_ids, require_existing
 from queueing.services import failed_job_forget, failed_jobs_target
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from queueing.commands import connection
 from queueing.health import run_checks
-from queueing.management.commands._base import connection
 
 
 class Command(BaseCommand):

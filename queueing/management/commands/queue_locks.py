@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueing import unique
-from queueing.management.commands._base import audit_command, connection
+from queueing.commands import audit_command, connection
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueing import alerts
-from queueing.management.commands._base import connection
+from queueing.commands import connection
 
 USAGE = "usage: queue_monitor [QUEUE:MAX_JOBS ...] [--notify], e.g. queue_monitor default:1000 high:100"
 

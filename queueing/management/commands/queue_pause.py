@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from queueing.commands import audit_command, connection, known_queue
 from queueing.control import queue_pause
-from queueing.management.commands._base import audit_command, connection, known_queue
 
 
 class Command(BaseCommand):

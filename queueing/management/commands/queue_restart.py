@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from queueing.commands import connection
 from queueing.control import queue_restart
-from queueing.management.commands._base import connection
 
 
 class Command(BaseCommand):

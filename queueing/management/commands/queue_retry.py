@@ -8,7 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queueing.management.commands._base import audit_command, known_queue, non_empty, parse_ids, require_existing
+from lib.arguments import non_empty
+from queueing.commands import audit_command, known_queue, parse_ids, require_existing
 from queueing.services import failed_job_retry, failed_jobs_target
 
 

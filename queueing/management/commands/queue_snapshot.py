@@ -10,7 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueing.management.commands._base import connection, positive_int
+from lib.arguments import positive_int
+from queueing.commands import connection
 from queueing.services import metrics_snapshot
 
 MAX_PERIODS = 288  # a day of 5-minute periods

@@ -26,9 +26,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from lib.arguments import positive_seconds
+from queueing.commands import connection
 from queueing.definitions import registered
 from queueing.drain import STOPWAIT_MARGIN, autodiscover_jobs, longest_job
-from queueing.management.commands._base import connection, positive_seconds
 from queueing.supervisor import Master, SupervisorConfig, parse_drain, parse_supervisors
 
 

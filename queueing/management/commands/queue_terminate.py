@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis import Redis
 
-from queueing.management.commands._base import connection, positive_seconds
+from lib.arguments import positive_seconds
+from queueing.commands import connection
 from queueing.supervisor import request_terminate, supervisor_state
 
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
-from queueing.management.commands._base import positive_seconds
+from lib.arguments import positive_seconds
 from queueing.scheduler import Entry, Scheduler, run_pending
 
 

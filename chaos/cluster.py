@@ -129,11 +129,13 @@ class Cluster:
         return self.spawn(name, [sys.executable, "manage.py", *args], env)
 
     def run(
-        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None, fault: str = ""
     ) -> subprocess.CompletedProcess[str]:
-        """``manage.py ARGS`` to completion, output captured (and logged)."""
+        """``manage.py ARGS`` to completion, output captured (and logged); with
+        ``fault``, under that fault (chaos/faults.py)."""
+        entry = ["-m", "chaos.faults", fault] if fault else ["manage.py"]
         done = subprocess.run(
-            [sys.executable, "manage.py", *args],
+            [sys.executable, *entry, *args],
             env=env or self.env(),
             cwd=settings.BASE_DIR,
             capture_output=True,

@@ -24,9 +24,9 @@ def test_relay_killed_between_enqueue_and_marking_then_two_relays(cluster: Clust
     ids = effects.products(200)
     for pid in ids:
         effects.publish_tally(pid)
-    # The hidden flag SIGKILLs the relay right after it enqueued a batch and
-    # before it marked the rows: the worst moment for "exactly once".
-    crashed = cluster.run("outbox_process", "--crash-after-enqueue")
+    # The fault SIGKILLs the relay right after it enqueued a batch and before
+    # it marked the rows: the worst moment for "exactly once" (chaos/faults.py).
+    crashed = cluster.run("outbox_process", fault="crash-after-enqueue")
     assert crashed.returncode == -signal.SIGKILL
     assert django_rq.get_queue("default").count > 0
     assert OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count() == 200

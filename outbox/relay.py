@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 from django.db import close_old_connections, connection
 
-from outbox.services import NOTIFY_CHANNEL, outbox_coroner_run, outbox_relay_drain, outbox_relay_pass
+from outbox.services import NOTIFY_CHANNEL, outbox_coroner_run, outbox_relay_drain
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Relay:
     def _request_stop(self, *_: Any) -> None:
         self.stop = True
 
-    def loop(self, *, max_time: float | None = None, crash_after_enqueue: bool = False) -> int:
+    def loop(self, *, max_time: float | None = None) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
         started = time.monotonic()
@@ -86,8 +86,6 @@ class Relay:
                 if time.monotonic() >= next_sentinel_check:
                     recover_if_redis_lost_data()
                     next_sentinel_check = time.monotonic() + SENTINEL_EVERY
-                if crash_after_enqueue:
-                    outbox_relay_pass(batch_size=self.batch_size, crash_after_enqueue=True)
                 self.moved += outbox_relay_drain(batch_size=self.batch_size)
                 # Sleep until a commit notifies us, or the poll interval passes.
                 for _ in listener.notifies(timeout=POLL_SECONDS, stop_after=1):

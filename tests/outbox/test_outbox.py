@@ -139,7 +139,10 @@ def test_a_handler_out_of_attempts_makes_the_message_dead_and_fills_the_ledger(r
 def test_a_relay_killed_between_enqueue_and_marking_loses_nothing_and_doubles_nothing(redis_conn: Redis) -> None:
     product = ProductFactory.create(stock_quantity=0)
     messages = [_publish(product, 1) for _ in range(20)]
-    crashed = _manage("outbox_process", "--crash-after-enqueue")
+    crashed = subprocess.run(  # SIGKILLed after its enqueue, before marking (chaos/faults.py)
+        [sys.executable, "-m", "chaos.faults", "crash-after-enqueue", "outbox_process"],
+        env=worker_env(), cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert crashed.returncode == -signal.SIGKILL
     assert get_queue("default").count == 20  # enqueued...
     assert OutboxMessage.objects.filter(status=Status.PENDING).count() == 20  # ...but never marked

@@ -37,8 +37,6 @@ class Command(BaseCommand):
         parser.add_argument("--loop", action="store_true", help="run continuously (the relay process)")
         parser.add_argument("--batch-size", type=_batch, default=500, help="messages per claim (default 500)")
         parser.add_argument("--max-time", type=positive_seconds, help="with --loop: exit after this many seconds")
-        # Fault injection for crash tests: SIGKILL self between enqueue and marking.
-        parser.add_argument("--crash-after-enqueue", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("outbox").setLevel("WARNING" if options["verbosity"] == 0 else "INFO")
@@ -46,11 +44,7 @@ class Command(BaseCommand):
             relay = Relay(batch_size=options["batch_size"])
             if options["verbosity"]:
                 self.stdout.write("Outbox relay running (LISTEN outbox_messages, poll every 1s).")
-            moved = relay.loop(max_time=options["max_time"], crash_after_enqueue=options["crash_after_enqueue"])
-        elif options["crash_after_enqueue"]:
-            from outbox.services import outbox_relay_pass
-
-            moved = outbox_relay_pass(batch_size=options["batch_size"], crash_after_enqueue=True)
+            moved = relay.loop(max_time=options["max_time"])
         else:
             moved = outbox_relay_drain(batch_size=options["batch_size"])
         if options["verbosity"]:

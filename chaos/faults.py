@@ -4,7 +4,7 @@ production signature carries a test-only switch.
     python -m chaos.faults crash-after-enqueue outbox_process [ARGS…]
 
 runs ``manage.py outbox_process ARGS`` in this process with
-``queueing.dispatch.enqueue_batch`` wrapped: the first batch it enqueues is
+``queueing.dispatch.enqueue_batch_rollback_unsafe`` wrapped: the first batch it enqueues is
 followed by SIGKILL to the process itself — after the jobs are in Redis,
 before the relay marks its rows dispatched and commits, the worst moment for
 "exactly once" (the rollback must send them again; the inbox must absorb the
@@ -24,14 +24,14 @@ FAULTS = ("crash-after-enqueue",)
 def _crash_after_enqueue() -> None:
     from queueing import dispatch
 
-    original = dispatch.enqueue_batch
+    original = dispatch.enqueue_batch_rollback_unsafe
 
     def enqueue_then_die(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGKILL)
         return result  # never reached
 
-    dispatch.enqueue_batch = enqueue_then_die
+    dispatch.enqueue_batch_rollback_unsafe = enqueue_then_die
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,7 @@ def campaign_send_requested(event: Event) -> None:
     became "sending" when the message was published.
     """
     from marketing.jobs import fan_out_campaign
-    from queueing.dispatch import enqueue_batch
+    from queueing.dispatch import enqueue_batch_rollback_unsafe
 
     args = (int(event.payload["tenant_id"]), int(event.payload["campaign_id"]))
-    enqueue_batch([(fan_out_campaign, args, uuid.uuid4().hex)])
+    enqueue_batch_rollback_unsafe([(fan_out_campaign, args, uuid.uuid4().hex)])

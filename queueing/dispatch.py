@@ -202,7 +202,7 @@ def dispatch_many(
     return run()
 
 
-def enqueue_now(
+def enqueue_now_rollback_unsafe(
     definition: JobDefinition[Any, Any], calls: Sequence[tuple[Sequence[Any], dict[str, Any]]]
 ) -> list[Dispatch]:
     """Enqueue ``(args, kwargs)`` calls *now*, whatever transaction surrounds us.
@@ -226,7 +226,7 @@ def enqueue_now(
     return out
 
 
-def enqueue_batch(items: Sequence[tuple[JobDefinition[Any, Any], Sequence[Any], str]]) -> None:
+def enqueue_batch_rollback_unsafe(items: Sequence[tuple[JobDefinition[Any, Any], Sequence[Any], str]]) -> None:
     """Enqueue ``(definition, args, job_id)`` items now, in one Redis round trip.
 
     Ignores any surrounding transaction on purpose: for callers (the outbox

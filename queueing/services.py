@@ -93,7 +93,7 @@ def _redispatch_now(rows: list[FailedJob]) -> list[str]:
     """Enqueue the rows' jobs now: declared jobs through their definition
     (grouped, in bulk), others (plain RQ functions) as they were."""
     from queueing.definitions import definition_for
-    from queueing.dispatch import enqueue_now, get_queue
+    from queueing.dispatch import enqueue_now_rollback_unsafe, get_queue
 
     grouped: dict[str, list[FailedJob]] = {}
     new_ids = []
@@ -107,7 +107,7 @@ def _redispatch_now(rows: list[FailedJob]) -> list[str]:
         definition = definition_for(name)
         assert definition is not None
         calls = [(list(row.args), dict(row.kwargs)) for row in group]
-        new_ids += [d.job_id for d in enqueue_now(definition, calls)]
+        new_ids += [d.job_id for d in enqueue_now_rollback_unsafe(definition, calls)]
     return new_ids
 
 

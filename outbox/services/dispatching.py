@@ -31,7 +31,7 @@ def outbox_relay_pass(*, batch_size: int = 500) -> int:
     pass enqueues again; the inbox makes the second delivery a no-op.
     """
     from outbox.jobs import deliver
-    from queueing.dispatch import enqueue_batch
+    from queueing.dispatch import enqueue_batch_rollback_unsafe
 
     with transaction.atomic():
         rows = list(
@@ -56,8 +56,8 @@ def outbox_relay_pass(*, batch_size: int = 500) -> int:
                 if r.queue not in on_queue:
                     on_queue[r.queue] = deliver.on_queue(r.queue)
                 items.append((on_queue[r.queue], (message_id, r.handler, attempts + 1), job_id))
-        enqueue_batch(items)
-        # (chaos/faults.py kills a relay right here, around enqueue_batch, to prove the rollback.)
+        enqueue_batch_rollback_unsafe(items)
+        # (chaos/faults.py kills a relay right here, around enqueue_batch_rollback_unsafe, to prove the rollback.)
         now = timezone.now()
         if routed:
             OutboxMessage.objects.filter(pk__in=routed).update(

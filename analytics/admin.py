@@ -33,11 +33,6 @@ def generate_monthly_report(modeladmin: Any, request: HttpRequest, queryset: Que
     )
 
 
-_tenant_admin = admin.site._registry.get(Tenant)
-if _tenant_admin is not None:
-    _tenant_admin.actions = [*(_tenant_admin.actions or []), generate_monthly_report]
-
-
 @admin.register(LimitAudit)
 class LimitAuditAdmin(admin.ModelAdmin[LimitAudit]):
     """AuditTenantLimits' measurements: a ledger, read only."""

@@ -8,5 +8,11 @@ class AnalyticsConfig(AppConfig):
     name = "analytics"
 
     def ready(self) -> None:
-        # Registers the "report" kind of signed download.
-        import analytics.reports  # noqa: F401
+        from analytics.admin import generate_monthly_report
+        from analytics.reports import resolve_report_download
+        from tenants.admin import contribute_admin_action
+        from tenants.downloads import register_download
+        from tenants.models import Tenant
+
+        register_download("report", resolve_report_download)
+        contribute_admin_action(Tenant, generate_monthly_report)

@@ -27,7 +27,7 @@ from analytics.models import MonthlyReport
 from analytics.services import REVENUE_STATUSES, day_bounds, days_between
 from lib.charts import Series, bar_chart
 from orders.models import Order, OrderItem
-from tenants.downloads import Download, register_download, send_download_link
+from tenants.downloads import Download, send_download_link
 from tenants.models import Tenant, TenantDailyStats
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def _notify(report: MonthlyReport) -> None:
     )
 
 
-def _resolve(object_id: int, tenant_id: int) -> Download | None:
+def resolve_report_download(object_id: int, tenant_id: int) -> Download | None:
     done = MonthlyReport.objects.filter(status=MonthlyReport.Status.DONE).select_related("tenant")
     report = done.filter(pk=object_id, tenant_id=tenant_id).first()
     if report is None or not report.file:
@@ -265,6 +265,3 @@ def _resolve(object_id: int, tenant_id: int) -> Download | None:
         filename=f"report-{report.tenant.slug}-{report.month:%Y-%m}.pdf",
         content_type="application/pdf",
     )
-
-
-register_download("report", _resolve)

@@ -9,3 +9,8 @@ class MarketingConfig(AppConfig):
 
         # campaign_send publishes it with the campaign's draft → sending change.
         route("campaign.send_requested", "marketing.handlers.campaign_send_requested", queue="default")
+        from marketing.jobs import RATE_LIMIT, campaign_rate
+        from queueing.middleware import define_rate_limit
+
+        # Campaign e-mails per tenant per minute (CAMPAIGN_RATE_PER_MINUTE).
+        define_rate_limit(RATE_LIMIT, campaign_rate)

@@ -25,7 +25,7 @@ from marketing.services import (
     delivery_send,
 )
 from queueing.definitions import Exponential, job
-from queueing.middleware import JobContext, Limit, Next, RateLimited, Release, define_rate_limit
+from queueing.middleware import JobContext, Limit, Next, RateLimited, Release
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,6 @@ RATE_LIMIT = "campaign-email"
 def campaign_rate(ctx: JobContext) -> Limit:
     # Read per call, not at import, so the limit always follows the settings.
     return Limit.per_minute(settings.CAMPAIGN_RATE_PER_MINUTE, by=ctx.args[0])  # args[0] is the tenant id
-
-
-define_rate_limit(RATE_LIMIT, campaign_rate)
 
 
 def only_open_deliveries(ctx: JobContext, call_next: Next) -> Any:

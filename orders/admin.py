@@ -60,7 +60,6 @@ class OrderAdmin(admin.ModelAdmin[Order]):
         from django.utils import timezone
 
         from orders.exports import export_request
-        from tenants.models import Tenant
 
         today = timezone.localdate()
         tenants = Tenant.objects.filter(pk__in=queryset.values("tenant_id").distinct())
@@ -145,9 +144,3 @@ def enhance_profile(modeladmin: Any, request: HttpRequest, queryset: QuerySet[An
         f"Profile enhancement queued for {len(tenant_ids)} tenant(s) (once per tenant per hour).",
         messages.INFO,
     )
-
-
-for _model in (Tenant, BusinessProfile):
-    _admin = admin.site._registry.get(_model)
-    if _admin is not None:
-        _admin.actions = [*(_admin.actions or []), enhance_profile]

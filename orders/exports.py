@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, SalesExport
-from tenants.downloads import Download, register_download, send_download_link
+from tenants.downloads import Download, send_download_link
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def _notify(export: SalesExport) -> None:
     )
 
 
-def _resolve(object_id: int, tenant_id: int) -> Download | None:
+def resolve_export_download(object_id: int, tenant_id: int) -> Download | None:
     export = SalesExport.objects.filter(pk=object_id, tenant_id=tenant_id, status=SalesExport.Status.DONE).first()
     if export is None or not export.file:
         return None
@@ -154,6 +154,3 @@ def _resolve(object_id: int, tenant_id: int) -> Download | None:
         "text/csv" if export.format == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
     return Download(path=export.file, filename=os.path.basename(export.file), content_type=content_type)
-
-
-register_download("export", _resolve)

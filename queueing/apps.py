@@ -16,3 +16,4 @@ class QueueingConfig(AppConfig):
         from queueing import heartbeat, status
 
         status.register("health", heartbeat.status_report)
+        heartbeat.register_probe("smtp", heartbeat.probe_smtp)

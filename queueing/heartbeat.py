@@ -81,9 +81,6 @@ def probe_smtp() -> str | None:
     return f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT} accepted a session"
 
 
-register_probe("smtp", probe_smtp)
-
-
 def external_turn(conn: Redis, queue: str) -> bool:
     """Whether this heartbeat runs the external probes: the first of the minute does."""
     return bool(conn.set(keys.HEARTBEAT_EXTERNAL, queue, nx=True, ex=PERIOD - 10))

@@ -1,9 +1,37 @@
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from tenants.models import BusinessProfile, Interaction, Plan, Tenant, TenantDailyStats, TenantMember, TrackedLink
 from tenants.services import tenant_approve
+
+AdminAction = Callable[[Any, HttpRequest, QuerySet[Any]], None]
+_contributed: dict[type[Model], list[AdminAction]] = {}
+
+
+def contribute_admin_action(model: type[Model], action: AdminAction) -> None:
+    """An app above ``tenants`` adds an action to a tenants page (from its
+    ``AppConfig.ready()``): "Enhance profile" reads the catalog (orders), the
+    monthly report reads orders too, so their code cannot live here."""
+    _contributed.setdefault(model, []).append(action)
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+class _ContributedActions(admin.ModelAdmin[_M]):
+    """A model admin that also offers the actions other apps contributed for its model."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        for func in _contributed.get(self.model, []):
+            found = self.get_action(func)
+            if found is not None:
+                actions[found[1]] = found
+        return actions
 
 
 @admin.register(Plan)
@@ -26,7 +54,7 @@ class TenantMemberInline(admin.TabularInline[TenantMember, Tenant]):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin[Tenant]):
+class TenantAdmin(_ContributedActions[Tenant]):
     list_display = ("name", "slug", "status", "plan", "owner_email", "created_at", "approved_at")
     list_filter = ("status", "plan")
     search_fields = ("name", "slug", "owner_email")
@@ -52,7 +80,7 @@ class TenantMemberAdmin(admin.ModelAdmin[TenantMember]):
 
 
 @admin.register(BusinessProfile)
-class BusinessProfileAdmin(admin.ModelAdmin[BusinessProfile]):
+class BusinessProfileAdmin(_ContributedActions[BusinessProfile]):
     list_display = ("tenant", "ai_enhanced_at", "updated_at")
     list_filter = (("ai_enhanced_at", admin.EmptyFieldListFilter),)
     search_fields = ("tenant__slug", "tenant__name", "description")

@@ -10,7 +10,6 @@ registry, locks from a capped SCAN.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from lib import charts
 from queueing import keys, metrics, recent, selectors, status
 from queueing.dispatch import get_queue
 from queueing.models import FailedJob, MetricSnapshot
+from queueing.supervisor.state import supervisor_state
 from queueing.unique import UniqueLock
 
 PAGE_SIZE = 50
@@ -221,26 +221,12 @@ def worker_rows(conn: Redis) -> list[dict[str, Any]]:
 
 def masters(conn: Redis) -> list[dict[str, Any]]:
     """The published state of every live queue_supervise master (one per
-    worker host), read here rather than through queueing.supervisor so a
-    master that is absent, old or mid-upgrade shows as "no master" instead of
-    breaking the page. Shape: see Master.state(); live: its
-    keys.supervisor_alive key has not expired."""
-    fields = conn.hgetall(keys.SUPERVISOR_MASTERS)
-    if not fields:
-        return []
-    names = sorted(fields)
-    alive = conn.mget([keys.supervisor_alive(n.decode() if isinstance(n, bytes) else n) for n in names])
-    shown = [_master(fields[name]) for name, flag in zip(names, alive, strict=True) if flag is not None]
-    return [m for m in shown if m is not None]
+    worker host), as queueing.supervisor.state reads it, dressed for the page.
+    Shape: see queueing.supervisor.state.describe()."""
+    return [_master(state) for state in supervisor_state(conn)]
 
 
-def _master(raw: bytes | str) -> dict[str, Any] | None:
-    try:
-        state = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(state, dict) or not isinstance(state.get("master"), dict):
-        return None
+def _master(state: dict[str, Any]) -> dict[str, Any]:
     master = state["master"]
     now = datetime.now(UTC).timestamp()
     master["uptime"] = duration(now - master["started_at"]) if _number(master.get("started_at")) else "—"

@@ -31,13 +31,14 @@ from queueing.supervisor import (
     Observation,
     QueueLoad,
     SupervisorConfig,
-    _child_setup,
     balance,
+    child_setup,
     desired_processes,
     estimate_waits,
     parse_supervisors,
     supervisor_state,
 )
+from queueing.supervisor import state as masters_state
 from tests.queueing import jobs
 from tests.queueing.conftest import wait_for, worker_env
 
@@ -477,9 +478,9 @@ def test_every_master_publishes_its_own_state(redis_conn: Redis) -> None:
     assert [s["master"]["name"] for s in supervisor_state(redis_conn)] == ["host-1", "host-2", "host-3"]
     redis_conn.delete(keys.supervisor_alive("host-3"))  # stopped publishing 15 s ago (SIGKILL)
     assert [s["master"]["name"] for s in supervisor_state(redis_conn)] == ["host-1", "host-2"]
-    one._prune()
+    masters_state.prune(redis_conn)
     assert sorted(redis_conn.hkeys(keys.SUPERVISOR_MASTERS)) == [b"host-1", b"host-2"]
-    two._unpublish()
+    masters_state.unpublish(redis_conn, "host-2")
     assert [s["master"]["name"] for s in supervisor_state(redis_conn)] == ["host-1"]
     redis_conn.hset(keys.SUPERVISOR_MASTERS, "host-1", "{not json")
     assert supervisor_state(redis_conn) == []
@@ -580,7 +581,7 @@ def test_a_child_signalled_before_exec_dies_instead_of_running_the_masters_handl
     try:
 
         def setup_then_signal() -> None:  # e.g. PR_SET_PDEATHSIG: the master died meanwhile
-            _child_setup(0)
+            child_setup(0)
             os.kill(os.getpid(), signal.SIGTERM)
 
         proc = subprocess.Popen([sys.executable, "-c", "pass"], preexec_fn=setup_then_signal)

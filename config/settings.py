@@ -357,7 +357,7 @@ DOWNLOAD_LINK_LIFETIME = env.int("DOWNLOAD_LINK_LIFETIME", default=24 * 3600)
 CAMPAIGN_RATE_PER_MINUTE = env.int("CAMPAIGN_RATE_PER_MINUTE", default=600)
 
 # --------------------------------------------------------------------------- tracking
-# Public tracking (/t/<tenant>/pixel.gif, /t/<tenant>/r/<code>; tenants/tracking.py):
+# Public tracking (/t/<tenant>/pixel.gif, /t/<tenant>/r/<code>; tenants/tracking/):
 # hits per client IP (IPv6: per /64) per minute before 429; 0 turns the limit off.
 TRACKING_RATE_LIMIT_PER_MINUTE = env.int("TRACKING_RATE_LIMIT_PER_MINUTE", default=120)
 # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed. Empty: the header is

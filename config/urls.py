@@ -28,7 +28,7 @@ def healthz(_request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     # A newcomer's first page after `make run`: links to the admin, the dashboard and the API schema.
     path("", TemplateView.as_view(template_name="config/home.html"), name="home"),
-    # Public tracking: plain Django views, one Redis round trip per hit (tenants/tracking.py).
+    # Public tracking: plain Django views, one Redis round trip per hit (tenants/tracking/).
     path("t/<slug:tenant>/pixel.gif", tracking.pixel, name="tracking-pixel"),
     path("t/<slug:tenant>/r/<slug:code>", tracking.redirect, name="tracking-redirect"),
     path("api/webhooks/payments/", PaymentWebhookView.as_view(), name="webhook-payments"),

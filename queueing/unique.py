@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from lib.text import as_text
 from queueing import keys, scripts
 
 
@@ -33,17 +34,48 @@ def release(conn: Redis, *, lock_key: str, job_id: str) -> bool:
     return scripts.release(conn, lock_key, job_id)
 
 
+def scan_locks(
+    conn: Redis, *, limit: int | None = None, scan_steps: int | None = None
+) -> tuple[list[UniqueLock], bool]:
+    """The unique-job locks, sorted by key, and whether some were left out.
+
+    The values come a pipeline per SCAN batch, never a round trip per lock (a
+    queue with 100k unique jobs waiting would otherwise cost 100k). ``limit``
+    stops after that many locks; ``scan_steps`` caps the SCAN calls, because
+    SCAN walks the whole keyspace (job hashes, rate-limit windows…) to find
+    the matches: a dashboard refresh must cost a bounded number of round trips
+    however big Redis is. Either cut makes the second value True.
+    """
+    found: list[UniqueLock] = []
+    cursor, steps, more = 0, 0, False
+    while True:
+        cursor, batch = conn.scan(cursor=cursor, match=keys.UNIQUE_PATTERN, count=1000)
+        steps += 1
+        names = [as_text(raw) for raw in batch]
+        if limit is not None and len(found) + len(names) > limit:
+            names, more = names[: limit - len(found)], True
+        if names:
+            with conn.pipeline(transaction=False) as pipe:
+                for key in names:
+                    pipe.get(key)
+                    pipe.ttl(key)
+                values = pipe.execute()
+            found += [
+                UniqueLock(key=key, job_id=as_text(value), ttl=int(ttl))
+                for key, value, ttl in zip(names, values[::2], values[1::2], strict=True)
+                if value is not None  # expired between SCAN and GET
+            ]
+        if more or cursor == 0:
+            break
+        if scan_steps is not None and steps >= scan_steps:
+            more = True
+            break
+    return sorted(found, key=lambda lock: lock.key), more
+
+
 def list_locks(conn: Redis) -> list[UniqueLock]:
-    locks = []
-    for raw in conn.scan_iter(match=keys.UNIQUE_PATTERN, count=500):
-        key = raw.decode() if isinstance(raw, bytes) else str(raw)
-        with conn.pipeline(transaction=False) as pipe:
-            pipe.get(key)
-            pipe.ttl(key)
-            value, ttl = pipe.execute()
-        if value is not None:
-            locks.append(UniqueLock(key=key, job_id=value.decode(), ttl=int(ttl)))
-    return sorted(locks, key=lambda lock: lock.key)
+    """Every unique-job lock, sorted by key (``queue_locks``)."""
+    return scan_locks(conn)[0]
 
 
 def force_release(conn: Redis, lock_key: str) -> bool:

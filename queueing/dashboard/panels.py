@@ -1,6 +1,7 @@
 """What the dashboard shows, gathered from Redis, the ledger and the snapshots
-(reads only), plus the registry of panel actions that apps above queueing
-(the outbox) offer on their status panel without queueing importing them.
+(reads only). The query string and the failed list are in ``filters``, the
+formatting in ``formatting``; the buttons apps add to their status panels
+are registered in ``queueing.status``.
 
 Every read here is bounded, because the page refreshes every few seconds for
 every operator who has it open: failed jobs come 50 at a time by keyset on
@@ -11,159 +12,37 @@ registry, locks from a capped SCAN.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urlencode
 
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet, Sum
-from django.http import QueryDict
+from django.db.models import Count, Sum
 from django.utils import timezone
 from redis import Redis
 from rq.job import Job
 from rq.utils import now as rq_now
 
 from lib import charts
-from queueing import keys, metrics, recent, selectors, status
+from queueing import metrics, recent, selectors, status, unique
+from queueing.dashboard.filters import CHART_HOURS, Filters, failed_page
+from queueing.dashboard.formatting import EPOCH, duration, millis
 from queueing.dispatch import get_queue
 from queueing.models import FailedJob, MetricSnapshot
 from queueing.supervisor.state import supervisor_state
 from queueing.unique import UniqueLock
 
-PAGE_SIZE = 50
 RECENT_PER_SOURCE = 20  # from each of queued / running / finished, per queue
 RECENT_SHOWN = 50
 LOCKS_SHOWN = 200
 TENANTS_SHOWN = 50
 JOBS_SHOWN = 25
 DECISIONS_SHOWN = 8
-CHART_HOURS = (1, 6, 24, 168)
 SNAPSHOT_CACHE_SECONDS = 60  # snapshots arrive every 5 minutes; refreshes in between reuse the figures
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# ---------------------------------------------------------------- formatting
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
-
-
-def millis(ms: float | None) -> str:
-    return "—" if ms is None else duration(ms / 1000)
-
-
-# ---------------------------------------------------------------- filters
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The dashboard's query string: search text, failed-job filters, the
-    keyset cursor into the failed list, the tenant and the chart range."""
-
-    q: str = ""
-    queue: str = ""
-    job: str = ""
-    tenant: int | None = None
-    before: tuple[int, int] | None = None  # (failed_at in µs since the epoch, id) of the last row shown
-    hours: int = 24
-
-    @classmethod
-    def from_query(cls, query: QueryDict) -> Filters:
-        queue = query.get("queue", "").strip()
-        tenant = query.get("tenant", "").strip()
-        hours = query.get("hours", "").strip()
-        return cls(
-            q=query.get("q", "").strip()[:200],
-            queue=queue if queue in selectors.queue_names() else "",
-            job=query.get("job", "").strip()[:255],
-            tenant=int(tenant) if tenant.isdigit() else None,
-            before=_cursor(query.get("before", "")),
-            hours=int(hours) if hours.isdigit() and int(hours) in CHART_HOURS else 24,
-        )
-
-    def as_query(self, **changes: Any) -> str:
-        """This view's query string with ``changes`` applied (cursor dropped unless given)."""
-        merged = replace(self, before=None)
-        merged = replace(merged, **changes)
-        pairs = {
-            "q": merged.q,
-            "queue": merged.queue,
-            "job": merged.job,
-            "tenant": "" if merged.tenant is None else str(merged.tenant),
-            "before": f"{merged.before[0]}.{merged.before[1]}" if merged.before else "",
-            "hours": "" if merged.hours == 24 else str(merged.hours),
-        }
-        return urlencode({k: v for k, v in pairs.items() if v})
-
-    @property
-    def any_failed_filter(self) -> bool:
-        return bool(self.q or self.queue or self.job or self.tenant is not None)
-
-
-def _cursor(raw: str) -> tuple[int, int] | None:
-    stamp, _, pk = raw.partition(".")
-    return (int(stamp), int(pk)) if stamp.isdigit() and pk.isdigit() else None
-
-
-def _micros(at: datetime) -> int:
-    return (at - EPOCH) // timedelta(microseconds=1)  # exact integer, unlike timestamp() * 1e6
-
-
-# ---------------------------------------------------------------- failed jobs
-
-
-def failed_queryset(filters: Filters) -> QuerySet[FailedJob]:
-    rows = FailedJob.objects.all()
-    if filters.queue:
-        rows = rows.filter(queue=filters.queue)
-    if filters.job:
-        rows = rows.filter(job_name=filters.job)
-    if filters.tenant is not None:
-        rows = rows.filter(tenant_id=filters.tenant)
-    if filters.q:
-        text = filters.q
-        match = (
-            Q(job_name__icontains=text)
-            | Q(exception_class__icontains=text)
-            | Q(message__icontains=text)
-            | Q(job_id=text)
-        )
-        if text.isdigit():
-            match |= Q(pk=int(text))
-        rows = rows.filter(match)
-    return rows
-
-
-def failed_page(filters: Filters) -> tuple[list[FailedJob], str | None]:
-    """Newest first, PAGE_SIZE rows after the cursor, and the next page's query
-    string (None on the last page). Keyset, not OFFSET/COUNT: page 2,000 of a
-    100k-row ledger costs what page 1 does, and no refresh counts the ledger."""
-    rows = failed_queryset(filters).defer("traceback", "kwargs")
-    if filters.before is not None:
-        stamp, pk = filters.before
-        at = EPOCH + timedelta(microseconds=stamp)
-        rows = rows.filter(Q(failed_at__lt=at) | Q(failed_at=at, pk__lt=pk))
-    page = list(rows.order_by("-failed_at", "-pk")[: PAGE_SIZE + 1])
-    if len(page) <= PAGE_SIZE:
-        return page, None
-    last = page[PAGE_SIZE - 1]
-    return page[:PAGE_SIZE], filters.as_query(before=(_micros(last.failed_at), last.pk))
+# ---------------------------------------------------------------- failed counts
 
 
 def failed_counts() -> dict[str, int]:
@@ -328,40 +207,8 @@ SCAN_STEPS = 20  # × 1,000 keys examined per refresh at most
 
 
 def locks(conn: Redis) -> tuple[list[UniqueLock], bool]:
-    """Up to LOCKS_SHOWN locks and whether there are more. unique.list_locks
-    reads every lock with a round trip each; a queue with 100k unique jobs
-    waiting would make every refresh 100k round trips, so this stops early and
-    reads the values in one pipeline."""
-    found: list[str] = []
-    more = False
-    # SCAN walks the whole keyspace (job hashes, rate-limit windows…) to find
-    # the matches: cap the walk too, so a refresh costs at most SCAN_STEPS
-    # round trips however big Redis is; "more" then means "not all shown".
-    cursor, steps = 0, 0
-    while True:
-        cursor, batch = conn.scan(cursor=cursor, match=keys.UNIQUE_PATTERN, count=1000)
-        steps += 1
-        for raw in batch:
-            if len(found) == LOCKS_SHOWN:
-                more = True
-                break
-            found.append(raw.decode() if isinstance(raw, bytes) else str(raw))
-        if more or cursor == 0:
-            break
-        if steps >= SCAN_STEPS:
-            more = True
-            break
-    with conn.pipeline(transaction=False) as pipe:
-        for key in found:
-            pipe.get(key)
-            pipe.ttl(key)
-        values = pipe.execute()
-    out = [
-        UniqueLock(key=key, job_id=value.decode() if isinstance(value, bytes) else str(value), ttl=int(ttl))
-        for key, value, ttl in zip(found, values[::2], values[1::2], strict=True)
-        if value is not None  # expired between SCAN and GET
-    ]
-    return sorted(out, key=lambda lock: lock.key), more
+    """Up to LOCKS_SHOWN locks, at most SCAN_STEPS round trips of SCAN, and whether there are more."""
+    return unique.scan_locks(conn, limit=LOCKS_SHOWN, scan_steps=SCAN_STEPS)
 
 
 # ---------------------------------------------------------------- tenants and job classes
@@ -499,36 +346,12 @@ def _cached(name: str, build: Callable[[], Any]) -> Any:
 # ---------------------------------------------------------------- status providers and their actions
 
 
-@dataclass(frozen=True)
-class PanelAction:
-    """A button on a status provider's panel (e.g. the outbox's "replay dead
-    messages"). ``run`` does the work and returns the sentence shown to the operator."""
-
-    provider: str
-    name: str
-    label: str
-    run: Callable[[], str]
-    confirm: str = ""
-
-
-_actions: dict[tuple[str, str], PanelAction] = {}
-
-
-def register_action(provider: str, name: str, label: str, run: Callable[[], str], *, confirm: str = "") -> None:
-    """Called from an AppConfig.ready above queueing (queueing never imports it)."""
-    _actions[(provider, name)] = PanelAction(provider, name, label, run, confirm)
-
-
-def get_action(provider: str, name: str) -> PanelAction | None:
-    return _actions.get((provider, name))
-
-
 @dataclass
 class Panel:
     name: str
     report: status.StatusReport
     figures: list[tuple[str, str]] = field(default_factory=list)
-    actions: list[PanelAction] = field(default_factory=list)
+    actions: list[status.PanelAction] = field(default_factory=list)
 
 
 def status_panels() -> list[Panel]:
@@ -538,7 +361,7 @@ def status_panels() -> list[Panel]:
             (key.removesuffix("_seconds").replace("_", " "), _figure(key, value))
             for key, value in report.figures.items()
         ]
-        actions = [a for (provider, _), a in sorted(_actions.items()) if provider == name]
+        actions = status.actions_of(name)
         panels.append(Panel(name, report, figures, actions))
     return panels
 

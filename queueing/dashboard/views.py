@@ -18,9 +18,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from lib.client_ip import audit_ip
-from queueing import control, selectors, unique
+from queueing import control, selectors, status, unique
 from queueing.dashboard import panels
 from queueing.dashboard.access import can_operate_dashboard, dashboard_access, dashboard_operate
+from queueing.dashboard.filters import Filters, failed_queryset
 from queueing.models import FailedJob
 from queueing.services import audit_record, failed_job_flush, failed_job_forget, failed_job_retry, failed_jobs_target
 
@@ -62,7 +63,7 @@ def failed_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _context(request: HttpRequest) -> dict[str, Any]:
-    filters = panels.Filters.from_query(request.GET)
+    filters = Filters.from_query(request.GET)
     index_url = reverse("queue_dashboard:index")
     here = filters.as_query(before=filters.before)
     return {
@@ -100,7 +101,7 @@ def failed_retry(request: HttpRequest) -> HttpResponse:
         target = "failed_jobs:" + ",".join(f"{k}={v}" for k, v in (("queue", queue), ("job", job)) if v)
         with transaction.atomic():
             if job:
-                ids = list(panels.failed_queryset(panels.Filters(queue=queue, job=job)).values_list("pk", flat=True))
+                ids = list(failed_queryset(Filters(queue=queue, job=job)).values_list("pk", flat=True))
                 new_ids = failed_job_retry(ids=ids)
             else:
                 new_ids = failed_job_retry(queue=queue)
@@ -182,7 +183,7 @@ def lock_release(request: HttpRequest) -> HttpResponse:
 @dashboard_operate
 @require_POST
 def panel_action(request: HttpRequest, provider: str, action: str) -> HttpResponse:
-    registered = panels.get_action(provider, action)
+    registered = status.get_action(provider, action)
     if registered is None:
         raise Http404(f"No action {action!r} on the {provider!r} panel.")
     result = registered.run()

@@ -21,7 +21,8 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.utils import now
 
-from queueing import keys, unique
+from queueing import unique
+from queueing.claims import unclaim
 from queueing.definitions import Backoff, JobDefinition, backoff_delays, definition_for
 
 log = logging.getLogger(__name__)
@@ -118,12 +119,6 @@ def settle(
         failure.message[:500],
     )
     return "failed"
-
-
-def unclaim(pipe: Any, queue: Queue, member: str) -> None:
-    """Drop an attempt's claim and its display entry in RQ's StartedJobRegistry."""
-    pipe.zrem(keys.claims(queue.name), member)
-    pipe.zrem(queue.started_job_registry.key, member)
 
 
 def _retry(job: Job, queue: Queue, member: str) -> None:

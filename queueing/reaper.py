@@ -19,7 +19,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from queueing import keys, scripts
-from queueing.failures import FAILURE_FIELD, Failure, settle, unclaim, unpack
+from queueing.claims import takeover, unclaim
+from queueing.failures import FAILURE_FIELD, Failure, settle, unpack
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _reap_queue(conn: Redis, queue: Queue, cutoff: float, worker_name: str) -> i
         member = raw.decode() if isinstance(raw, bytes) else str(raw)
         # Take the claim over first: of two reapers, one wins; if we die now,
         # the claim expires again and another reaper settles it.
-        if not scripts.takeover(conn, claims_key, member, cutoff, time.time() + CLAIM_TTL):
+        if not takeover(conn, queue, member, cutoff=cutoff, hold=CLAIM_TTL):
             continue
         job_id, _, execution = member.rpartition(":")  # job ids may contain colons; executions never do
         try:

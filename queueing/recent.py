@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from rq import Queue
+from rq.job import Job
 
-from queueing import keys
+from queueing import keys, metrics
+from queueing.definitions import JobDefinition
+from queueing.failures import tenant_of
 
 PER_QUEUE = 50
 KEEP_SECONDS = 3600
@@ -85,3 +89,47 @@ def read(conn: Redis, queues: Iterable[str], *, now: float | None = None) -> lis
                 out.append(entry)
     out.sort(key=lambda e: e.at, reverse=True)
     return out
+
+
+def record_attempt(
+    pipe: Any,
+    job: Job,
+    queue: Queue,
+    definition: JobDefinition[Any, Any] | None,
+    runtime_s: float,
+    *,
+    wait_s: float | None,
+    failed: bool,
+) -> None:
+    """What one finished attempt leaves for the operators: the per-minute counters
+    (dashboard, snapshots, alerts) and this list's entry, on the pipeline the
+    worker sends anyway (no round trip of their own)."""
+    try:
+        args, kwargs = list(job.args), dict(job.kwargs)
+    except Exception:  # args that no longer deserialize: count the job, not the tenant
+        args, kwargs = ["(undecodable)"], {}
+    try:
+        tenant_id = tenant_of(definition, args, kwargs)
+    except Exception:
+        tenant_id = None
+    record_in(
+        pipe,
+        Finished(
+            id=job.id,
+            queue=queue.name,
+            name=job.func_name or "?",
+            status="failed" if failed else "finished",
+            args=args_text(args, kwargs),
+            at=time.time(),
+            runtime_s=runtime_s,
+        ),
+    )
+    metrics.record(
+        pipe,
+        queue=queue.name,
+        job_name=job.func_name or "?",
+        tenant_id=tenant_id,
+        runtime_s=runtime_s,
+        wait_s=wait_s,
+        failed=failed,
+    )

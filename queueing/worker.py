@@ -7,11 +7,8 @@ Retry, signal semantics. What it does its own way, for speed and safety:
 - one process runs job after job (no fork per job), with the per-job timeout
   enforced by SIGALRM and Django's DB connections checked around every job;
 - a job is taken from the queues *and* claimed in one Lua call, in strict
-  queue order, so a kill at any instant never loses it;
-- a claim (``vito:claims:<queue>``) expires after CLAIM_TTL seconds unless a
-  heartbeat thread extends it, so the reaper finds a killed worker's job within
-  about 45 seconds (RQ's StartedJobRegistry shows the job, with no expiry of its
-  own, so RQ's cleanup never settles it behind the ledger's back);
+  queue order, and its claim is kept alive by a heartbeat, so a kill at any
+  instant never loses it (the claim protocol: queueing/claims.py);
 - success costs one pipelined round trip (~6 commands), not RQ's ~50;
 - pause/continue per queue, ``queue_restart``, ``--max-jobs``, ``--max-time``
   and ``--memory`` make it finish the job in hand and exit 0 for its supervisor.
@@ -22,10 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import time
 import traceback
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,19 +35,14 @@ from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import now, utcformat
 from rq.worker import SimpleWorker, WorkerStatus
 
-from queueing import keys, metrics, reaper, recent, scripts, unique
+from queueing import claims, keys, reaper, recent, scripts, unique
+from queueing.claims import unclaim
 from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
-from queueing.failures import Failure, apply_worker_defaults, settle, tenant_of, unclaim
+from queueing.failures import Failure, apply_worker_defaults, settle
 from queueing.middleware import JobContext, Release, run_with_middleware
 
 log = logging.getLogger("queueing.worker")
 
-# A killed worker's job is found CLAIM_TTL (+ up to REAP_EVERY) seconds after
-# its last heartbeat: the time to recovery. Six beats per TTL leave room for a
-# busy machine (or a thread held up by the GIL) to miss five in a row before a
-# live job is taken for dead.
-CLAIM_TTL = 30  # seconds a claim lives without a heartbeat
-HEARTBEAT_EVERY = 5  # seconds between claim extensions while a job runs
 MAINTENANCE_EVERY = 1.0  # seconds between promote/pause/restart checks
 REAP_EVERY = 15.0
 WORKER_TTL = 420
@@ -107,9 +97,7 @@ class VitoWorker(SimpleWorker):
         self._next_heartbeat = 0.0
         self._restart_mark: bytes | str = b""
         self._restart_flag = False
-        self._current: tuple[str, str] | None = None  # (registry key, member)
-        self._beat_stop = threading.Event()
-        self._beat_thread: threading.Thread | None = None
+        self._beat = claims.Heartbeat(self.connection, self.key, self.worker_ttl)
         self._job_started = 0.0
         self._job_wait: float | None = None
         self._in_job = False
@@ -125,7 +113,7 @@ class VitoWorker(SimpleWorker):
         self._install_signal_handlers()  # type: ignore[no-untyped-call]
         self._restart_mark = self.connection.get(keys.RESTART_SIGNAL) or b""
         born = time.monotonic()
-        self._start_beat()
+        self._beat.start()
         try:
             while not self._stop_requested:
                 try:
@@ -158,7 +146,7 @@ class VitoWorker(SimpleWorker):
                     log.exception("worker %s: loop error; retrying in %ss", self.name, self.sleep)
                     time.sleep(self.sleep)
         finally:
-            self._beat_stop.set()
+            self._beat.stop()
             self.teardown()  # type: ignore[no-untyped-call]
         log.info(
             "worker %s exiting after %d job(s): %s", self.name, self.jobs_done, self.exit_reason or "stop requested"
@@ -240,31 +228,16 @@ class VitoWorker(SimpleWorker):
         return [q for q in self.queues if q.name not in self._paused]
 
     def _claim(self) -> tuple[Job, Queue, str] | None:
-        active = self._active_queues()
-        if not active:
-            return None
-        execution = uuid.uuid4().hex
         started_at = now()
-        result = scripts.claim(
-            self.connection,
-            [q.key for q in active],
-            [q.started_job_registry.key for q in active],
-            [keys.claims(q.name) for q in active],
-            [time.time(), time.time() + CLAIM_TTL, self.name, utcformat(started_at), execution],
-        )
-        if result is None:
+        claimed = claims.claim(self.connection, self._active_queues(), worker_name=self.name, started_at=started_at)
+        if claimed is None:
             return None
-        index, job_id, execution, flat = result
-        queue = active[int(index) - 1]
-        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
-        execution = execution.decode() if isinstance(execution, bytes) else execution
-        job = Job(job_id, connection=self.connection, serializer=self.serializer)
-        job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+        job = Job(claimed.job_id, connection=self.connection, serializer=self.serializer)
+        job.restore(claimed.fields)
         enqueued = job.enqueued_at
         self._job_wait = (started_at - enqueued).total_seconds() if enqueued else None
-        member = f"{job_id}:{execution}"
-        self._current = (keys.claims(queue.name), member)  # the heartbeat keeps it alive from now
-        return job, queue, member
+        self._beat.hold(claimed.queue, claimed.member)  # the heartbeat keeps it alive from now
+        return job, claimed.queue, claimed.member
 
     def _wait_for_work(self, burst: bool) -> None:
         """Block until the first active queue has a job, or ``--sleep`` passes.
@@ -319,7 +292,7 @@ class VitoWorker(SimpleWorker):
             self._succeed(job, queue, member, definition, result)
         finally:
             self._in_job = False
-            self._current = None
+            self._beat.release()
             self._state = WorkerStatus.IDLE
             self.jobs_done += 1
             close_old_connections()
@@ -330,8 +303,7 @@ class VitoWorker(SimpleWorker):
         elapsed = time.monotonic() - self._job_started
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         with self.connection.pipeline(transaction=False) as pipe:
-            pipe.zrem(keys.claims(queue.name), member)
-            pipe.zrem(queue.started_job_registry.key, member)
+            claims.unclaim(pipe, queue, member)
             if result_ttl == 0:
                 pipe.delete(job.key)
             else:
@@ -345,7 +317,7 @@ class VitoWorker(SimpleWorker):
             pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
             pipe.hincrby(self.key, "successful_job_count", 1)
             pipe.hincrbyfloat(self.key, "total_working_time", elapsed)
-            self._record_metrics(pipe, job, queue, definition, elapsed, failed=False)
+            recent.record_attempt(pipe, job, queue, definition, elapsed, wait_s=self._job_wait, failed=False)
             if definition is not None and definition.is_unique and not definition.unique_until_processing:
                 scripts.release_in(pipe, definition.unique_lock_key(job.args, job.kwargs), job.id)
             pipe.execute()
@@ -366,7 +338,15 @@ class VitoWorker(SimpleWorker):
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
                 pipe.hincrby(self.key, "failed_job_count", 1)
-                self._record_metrics(pipe, job, queue, definition, time.monotonic() - self._job_started, failed=True)
+                recent.record_attempt(
+                    pipe,
+                    job,
+                    queue,
+                    definition,
+                    time.monotonic() - self._job_started,
+                    wait_s=self._job_wait,
+                    failed=True,
+                )
                 pipe.execute()
         except Exception:
             log.warning("worker %s: could not record the failure of %s in Redis", self.name, job.id, exc_info=True)
@@ -377,49 +357,6 @@ class VitoWorker(SimpleWorker):
             failure=failure,
             worker_name=self.name,
             permanent=isinstance(exc, permanent_types),
-        )
-
-    def _record_metrics(
-        self,
-        pipe: Any,
-        job: Job,
-        queue: Queue,
-        definition: JobDefinition[Any, Any] | None,
-        runtime_s: float,
-        *,
-        failed: bool,
-    ) -> None:
-        """Per-minute counters for the dashboard, snapshots and alerts, and the
-        dashboard's recently finished entry, on the pipeline the worker sends
-        anyway (no round trip of their own)."""
-        try:
-            args, kwargs = list(job.args), dict(job.kwargs)
-        except Exception:  # args that no longer deserialize: count the job, not the tenant
-            args, kwargs = ["(undecodable)"], {}
-        try:
-            tenant_id = tenant_of(definition, args, kwargs)
-        except Exception:
-            tenant_id = None
-        recent.record_in(
-            pipe,
-            recent.Finished(
-                id=job.id,
-                queue=queue.name,
-                name=job.func_name or "?",
-                status="failed" if failed else "finished",
-                args=recent.args_text(args, kwargs),
-                at=time.time(),
-                runtime_s=runtime_s,
-            ),
-        )
-        metrics.record(
-            pipe,
-            queue=queue.name,
-            job_name=job.func_name or "?",
-            tenant_id=tenant_id,
-            runtime_s=runtime_s,
-            wait_s=self._job_wait,
-            failed=failed,
         )
 
     def _release(self, job: Job, queue: Queue, member: str, release: Release) -> None:
@@ -435,33 +372,7 @@ class VitoWorker(SimpleWorker):
     def _release_unique(self, definition: JobDefinition[Any, Any], job: Job) -> None:
         unique.release(self.connection, lock_key=definition.unique_lock_key(job.args, job.kwargs), job_id=job.id)
 
-    # ------------------------------------------------------------------ heartbeat thread
-
-    def _start_beat(self) -> None:
-        """Extend the running job's claim every HEARTBEAT_EVERY seconds.
-
-        A thread, because the main thread is busy running the job; it touches
-        only the registry score (ZADD XX), never job state.
-        """
-
-        def beat() -> None:
-            while not self._beat_stop.wait(HEARTBEAT_EVERY):
-                current = self._current
-                if current is None:
-                    continue
-                try:
-                    with self.connection.pipeline(transaction=False) as pipe:
-                        pipe.zadd(current[0], {current[1]: time.time() + CLAIM_TTL}, xx=True)
-                        # A job may outlive the worker key's TTL: keep the worker visible.
-                        pipe.expire(self.key, self.worker_ttl + 60)
-                        pipe.execute()
-                except Exception:  # a Redis blip: the next beat tries again
-                    log.warning("heartbeat for %s failed", current[1], exc_info=True)
-
-        self._beat_thread = threading.Thread(target=beat, name="claim-heartbeat", daemon=True)
-        self._beat_thread.start()
-
-    # ------------------------------------------------------------------ RQ plumbing
+    # ------------------------------------------------------------------ RQ plumbing (docs/runtime.md)
 
     def request_stop(self, signum: int, frame: Any) -> None:
         """First SIGTERM/SIGINT: finish the job in hand, then exit 0.

@@ -5,7 +5,8 @@ orders), are rendered through ``templates/analytics/monthly_report.html`` with
 the daily sales chart drawn as inline SVG on the server, and WeasyPrint turns
 the HTML into PDF bytes. The file is stored through Django's storage API and
 handed out by a signed link (download kind ``report``), like sales exports.
-"""
+
+docs/reports.md."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from appointments.models import Appointment
 
 # "Tomorrow": appointments starting 23 to 24 hours from now. The job runs
 # hourly, so each appointment falls in exactly one run's window (and a missed
-# run is caught by the next one only within the hour: see README).
+# run is caught by the next one only within the hour: see docs/appointments.md).
 WINDOW_START = timedelta(hours=23)
 WINDOW_END = timedelta(hours=24)
 

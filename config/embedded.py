@@ -21,7 +21,8 @@ Command line (used by the Makefile)::
 
     python -m config.embedded exec [--throwaway] -- CMD ARGS...   # hold, run, release
     python -m config.embedded status | stop
-"""
+
+docs/operations.md, "Embedded PostgreSQL and Redis"."""
 
 from __future__ import annotations
 

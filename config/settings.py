@@ -232,7 +232,7 @@ def _per_queue(name: str, defaults: dict[str, int]) -> dict[str, int]:
     return out
 
 
-# Alerts (queueing.alerts, checked every minute; README "Alerts"): a queue deeper
+# Alerts (queueing.alerts, checked every minute; docs/runtime.md "Alerts"): a queue deeper
 # than its limit, its oldest job waiting longer than its limit, more than RATE of
 # attempts failing over 5 minutes (only once at least MIN_JOBS ran, so one failure
 # in two jobs pages nobody), no live worker, a status provider's problem.
@@ -252,7 +252,7 @@ RQ = {
     "DEFAULT_RESULT_TTL": 3600,
 }
 
-# The workers `manage.py queue_supervise` runs (Horizon's supervisors; README
+# The workers `manage.py queue_supervise` runs (Horizon's supervisors; docs/runtime.md
 # "The queue master"). Keys per supervisor: name, queues, balance ("auto" |
 # "simple" | "off"), processes (simple/off), min_processes (per queue) and
 # max_processes (in total), balance_max_shift, balance_cooldown (s),

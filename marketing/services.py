@@ -11,7 +11,8 @@
 Each e-mail goes out once per successful claim: a claim is a conditional
 UPDATE that only one job (and its own retries) can win, so the duplicate jobs a
 re-run of the fan-out creates are no-ops.
-"""
+
+docs/marketing.md."""
 
 from __future__ import annotations
 

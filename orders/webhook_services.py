@@ -1,5 +1,7 @@
 """Payment webhooks: intake (store first, in one transaction with the outbox
-message that will process it) and processing (on the ``high`` queue)."""
+message that will process it) and processing (on the ``high`` queue).
+
+docs/orders.md."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ ignored); 400 bad/missing signature or malformed JSON or envelope, or content
 PostgreSQL cannot store (nothing stored: the same bytes would fail again, so
 the provider must not retry them); 413 body over 1 MB; 503 database
 unreachable, so the provider retries.
-"""
+
+docs/orders.md."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ pile of paused work still fills Redis, and a forgotten pause shows up there.
 
 Who hears it: QUEUE_ALERT_EMAILS, or else every active superuser with an
 e-mail address (the admin, the operators' panel, is superusers only).
-"""
+
+docs/runtime.md, "Alerts"."""
 
 from __future__ import annotations
 

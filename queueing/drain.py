@@ -6,7 +6,7 @@ a job's timeout cuts that job in half on every deploy (it is retried, but an
 export or a campaign fan-out starts over), so the drain is derived from the
 declared timeouts: ``QUEUE_SUPERVISOR_DRAIN`` unset means exactly that, and
 ``manage.py check`` warns when a configured drain (or the shipped supervisord
-files' ``stopwaitsecs``) is shorter. README: "The queue master".
+files' ``stopwaitsecs``) is shorter. docs/runtime.md, "The queue master".
 """
 
 from __future__ import annotations

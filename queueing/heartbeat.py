@@ -15,7 +15,7 @@ resolved notice), a panel on the queue dashboard, ``vito_health_*`` figures in
 any of: a queue whose last heartbeat is older than ``STALE_AFTER`` (or that
 never had one), a probe that failed in a queue's latest heartbeat, and a smoke
 probe still not run ``SMOKE_GRACE`` seconds after it was sent.
-README: "Heartbeat and smoke test".
+docs/runtime.md, "Heartbeat and smoke test".
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ Scrape cost: one pipelined round trip for queue lengths, heads, pauses and
 heartbeats; one for the head jobs' enqueue times; one for the 5 metric
 minutes; RQ's worker listing (1 + 2 per worker); two SQL queries (ledger,
 tenant snapshots); the status providers' queries; django-rq's registry counts.
-"""
+
+docs/runtime.md, "/metrics (Prometheus)"."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ Retry, signal semantics. What it does its own way, for speed and safety:
 - success costs one pipelined round trip (~6 commands), not RQ's ~50;
 - pause/continue per queue, ``queue_restart``, ``--max-jobs``, ``--max-time``
   and ``--memory`` make it finish the job in hand and exit 0 for its supervisor.
-"""
+
+docs/runtime.md, "The worker"."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ Two providers:
 
 This module only sees plain data (``ProfileInput``); gathering the catalog
 is the caller's job (orders/profiles.py), so ``tenants`` imports nothing above it.
-"""
+
+docs/tenants.md."""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ class Interaction(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="interactions", db_index=False)
     kind = models.CharField(max_length=8, choices=Kind.choices)
     code = models.CharField(max_length=64, blank=True)  # the TrackedLink code of a redirect
-    # HMAC of IP + user agent under a random salt that exists for one day (README
+    # HMAC of IP + user agent under a random salt that exists for one day (docs/tracking.md
     # "Tracking and analytics"): distinct per day, unlinkable across days.
     visitor = models.CharField(max_length=16)
     occurred_at = models.DateTimeField()

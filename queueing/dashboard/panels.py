@@ -7,7 +7,8 @@ Every read here is bounded, because the page refreshes every few seconds for
 every operator who has it open: failed jobs come 50 at a time by keyset on
 the (queue|job_name|·, failed_at) indexes, recent jobs from the head of each
 registry, locks from a capped SCAN.
-"""
+
+docs/dashboard.md."""
 
 from __future__ import annotations
 

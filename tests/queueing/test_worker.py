@@ -172,8 +172,14 @@ def test_a_sigkilled_workers_job_is_retried_by_the_reaper(redis_conn: Redis, wor
     failed = wait_for(lambda: FailedJob.objects.filter(job_name__endswith="sleeper").first(), timeout=150)
     assert time.monotonic() - killed_at < 120
     assert failed.exception_class == "rq.exceptions.AbandonedJobError"
-    assert redis_conn.zcard(get_queue("default").started_job_registry.key) == 0
-    assert redis_conn.zcard(keys.claims("default")) == 0
+    # The ledger row is written just before the Redis pipeline that drops the claim: wait for that too.
+    wait_for(
+        lambda: (
+            redis_conn.zcard(get_queue("default").started_job_registry.key) == 0
+            and redis_conn.zcard(keys.claims("default")) == 0
+        ),
+        timeout=10,
+    )
 
 
 def test_worker_survives_its_database_connection_being_killed(redis_conn: Redis, workers: list) -> None:  # type: ignore[type-arg]

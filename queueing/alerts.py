@@ -6,22 +6,14 @@ Conditions (key ``<kind>:<subject>``):
 
 - ``depth:<queue>`` — more than QUEUE_ALERT_DEPTH[queue] jobs waiting;
 - ``wait:<queue>`` — the oldest job waited longer than QUEUE_ALERT_WAIT_SECONDS[queue];
-- ``failure_rate:<queue>`` — more than QUEUE_ALERT_FAILURE_RATE of the attempts
-  finished in the last 5 minutes failed (a failed attempt that will be retried
-  counts), judged only from QUEUE_ALERT_FAILURE_MIN_JOBS attempts on, so that
-  one failure out of two jobs pages nobody;
+- ``failure_rate:<queue>`` — more than QUEUE_ALERT_FAILURE_RATE of the last 5
+  minutes' attempts failed (retried ones count), judged only from
+  QUEUE_ALERT_FAILURE_MIN_JOBS attempts on: one failure of two jobs pages nobody;
 - ``no_worker:<queue>`` — no live worker lists the queue;
-- ``status:<provider>`` — a status provider (outbox, webhooks) reports a problem.
+- ``status:<provider>`` — a status provider (outbox, webhooks, health) reports a problem.
 
-A paused queue raises neither ``wait`` nor ``no_worker``: an operator stopped it
-on purpose and its jobs are meant to wait. Its depth still alerts, because a
-pile of paused work still fills Redis, and a forgotten pause shows up there.
-(``queue_health``, the release gate, still wants a worker for every queue.)
-
-Who hears it: QUEUE_ALERT_EMAILS, or else every active superuser with an
-e-mail address (the admin, the operators' panel, is superusers only).
-
-docs/runtime.md, "Alerts"."""
+A paused queue raises neither ``wait`` nor ``no_worker`` (its jobs are meant
+to wait); who hears what, and the cool-down: docs/runtime.md, "Alerts"."""
 
 from __future__ import annotations
 

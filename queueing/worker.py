@@ -18,12 +18,10 @@ docs/runtime.md, "The worker"."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
@@ -36,6 +34,7 @@ from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import now, utcformat
 from rq.worker import SimpleWorker, WorkerStatus
 
+from lib.process import rss_mb, signals_deferred
 from queueing import claims, keys, reaper, recent, scripts, unique
 from queueing.claims import unclaim
 from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
@@ -48,23 +47,6 @@ MAINTENANCE_EVERY = 1.0  # seconds between promote/pause/restart checks
 REAP_EVERY = 15.0
 WORKER_TTL = 420
 DEFAULT_TIMEOUT = 180
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGTERM/SIGINT for the few microseconds of a claim; they are
-    delivered right after, to handlers that then see the job as owned."""
-    held = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1_048_576
 
 
 class VitoWorker(SimpleWorker):
@@ -128,7 +110,7 @@ class VitoWorker(SimpleWorker):
                         time.sleep(self.sleep)
                         continue
                     # No signal may land between taking a job and owning it.
-                    with _signals_deferred():
+                    with signals_deferred():
                         claimed = self._claim()
                     if claimed is None:
                         if burst and not self._has_due_scheduled():
@@ -159,8 +141,8 @@ class VitoWorker(SimpleWorker):
             self.exit_reason = f"--max-jobs {max_jobs} reached"
         elif self.max_time is not None and time.monotonic() - born >= self.max_time:
             self.exit_reason = f"--max-time {self.max_time:g}s reached"
-        elif self.memory_mb is not None and self.jobs_done and _rss_mb() >= self.memory_mb:
-            self.exit_reason = f"--memory {self.memory_mb:g} MB reached (RSS {_rss_mb():.0f} MB)"
+        elif self.memory_mb is not None and self.jobs_done and rss_mb() >= self.memory_mb:
+            self.exit_reason = f"--memory {self.memory_mb:g} MB reached (RSS {rss_mb():.0f} MB)"
         elif self._restart_flag:
             self.exit_reason = "queue_restart signal"
         return bool(self.exit_reason)
@@ -186,7 +168,7 @@ class VitoWorker(SimpleWorker):
             self._next_heartbeat = clock + self.worker_ttl / 6
             with self.connection.pipeline(transaction=False) as pipe:
                 self.heartbeat(pipeline=pipe)
-                pipe.hset(self.key, "rss_mb", f"{_rss_mb():.1f}")  # for the dashboard's worker list
+                pipe.hset(self.key, "rss_mb", f"{rss_mb():.1f}")  # for the dashboard's worker list
                 pipe.execute()
 
     def promote_scheduled(self) -> int:

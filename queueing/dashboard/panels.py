@@ -1,14 +1,11 @@
-"""What the dashboard shows, gathered from Redis, the ledger and the snapshots
-(reads only). The query string and the failed list are in ``filters``, the
-formatting in ``formatting``; the buttons apps add to their status panels
-are registered in ``queueing.status``.
+"""What the dashboard shows, from Redis, the ledger and the snapshots (reads
+only); the query string and failed list are ``filters``, the buttons apps
+add to their panels are registered in ``queueing.status``.
 
 Every read here is bounded, because the page refreshes every few seconds for
 every operator who has it open: failed jobs come 50 at a time by keyset on
 the (queue|job_name|·, failed_at) indexes, recent jobs from the head of each
-registry, locks from a capped SCAN.
-
-docs/dashboard.md."""
+registry, locks from a capped SCAN. docs/dashboard.md."""
 
 from __future__ import annotations
 

@@ -155,8 +155,8 @@ def _export() -> None:
 def _webhooks() -> None:
     from standardwebhooks.webhooks import Webhook
 
-    from orders.models import WebhookEvent
     from tests.factories import ProductFactory
+    from webhooks.models import WebhookEvent
 
     secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     product = ProductFactory.create()

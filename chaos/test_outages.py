@@ -30,9 +30,10 @@ from standardwebhooks.webhooks import Webhook
 from chaos import effects
 from chaos.cluster import Cluster, Proc, Web, wait_for
 from chaos.services import Services
-from orders.models import Order, Payment, WebhookEvent
+from orders.models import Order, Payment
 from tenants.models import Tenant
 from tests.factories import OrderFactory, TenantFactory
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -34,17 +34,19 @@ from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
 from chaos.cluster import Cluster, Web, wait_for
-from orders.models import Order, Payment, WebhookEvent
+from orders.models import Order, Payment
 from orders.services import LineRequest, order_place
 from outbox.models import OutboxMessage
 from tests.factories import ProductFactory
+from webhooks.intake import PROCESS_EVENT
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PAYMENTS = "/api/webhooks/payments/"
 STRIPE = "/api/webhooks/stripe/"
 TIMEOUT = 15.0  # per request: a hung worker fails the case, not the whole run
-PROCESS = "payment.webhook_received"
+PROCESS = PROCESS_EVENT
 TWO_MB = 2 * 1024 * 1024
 NOT_THE_SECRET = "whsec_" + base64.b64encode(b"not the secret").decode()
 

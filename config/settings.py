@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "queueing",
     "django_rq",
     "outbox",
+    "webhooks",
     "tenants",
     "orders",
     "appointments",

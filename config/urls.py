@@ -7,7 +7,6 @@ from drf_spectacular.views import SpectacularAPIView
 
 from analytics.api import DailyStatsView, ReportDetailView, ReportListView
 from orders.api import ExportDetailView, ExportListView, ProductImageView
-from orders.webhooks import PaymentWebhookView, StripeWebhookView
 from queueing.views import metrics_view
 from tenants import tracking
 from tenants.downloads import signed_download
@@ -31,8 +30,8 @@ urlpatterns = [
     # Public tracking: plain Django views, one Redis round trip per hit (tenants/tracking/).
     path("t/<slug:tenant>/pixel.gif", tracking.pixel, name="tracking-pixel"),
     path("t/<slug:tenant>/r/<slug:code>", tracking.redirect, name="tracking-redirect"),
-    path("api/webhooks/payments/", PaymentWebhookView.as_view(), name="webhook-payments"),
-    path("api/webhooks/stripe/", StripeWebhookView.as_view(), name="webhook-stripe"),
+    # Inbound webhooks: /api/webhooks/payments/ (Standard Webhooks), /api/webhooks/stripe/.
+    path("", include("webhooks.urls")),
     # The tenant API's OpenAPI 3 schema (YAML; ?format=json or Accept: application/vnd.oai.openapi+json for JSON).
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/exports/", ExportListView.as_view(), name="api-exports"),

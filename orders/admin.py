@@ -4,8 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from orders.models import Order, OrderItem, Payment, Product, SalesExport, WebhookEvent
-from orders.webhook_services import webhook_reprocess
+from orders.models import Order, OrderItem, Payment, Product, SalesExport
 from tenants.models import BusinessProfile, Tenant
 
 
@@ -100,24 +99,6 @@ class PaymentAdmin(admin.ModelAdmin[Payment]):
         "refunded_reference",
         "created_at",
     )
-
-
-@admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin[WebhookEvent]):
-    list_display = ("id", "provider", "type", "event_id", "status", "attempts", "received_at", "processed_at")
-    list_filter = ("provider", "status", "type")
-    search_fields = ("=event_id", "type")
-    date_hierarchy = "received_at"
-    actions = ["process_again"]
-    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.action(description="Process again")
-    def process_again(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        count = webhook_reprocess(ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"Queued {count} event(s) for processing.", messages.SUCCESS)
 
 
 @admin.register(SalesExport)

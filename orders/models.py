@@ -126,36 +126,6 @@ class Payment(models.Model):
         return f"{self.provider} {self.kind} {self.amount} {self.currency} for order {self.order_id}"
 
 
-class WebhookEvent(models.Model):
-    """A provider's event, stored before anything else happens to it."""
-
-    class Status(models.TextChoices):
-        RECEIVED = "received", "Received"
-        PROCESSED = "processed", "Processed"
-        IGNORED = "ignored", "Ignored (unknown type)"
-        FAILED = "failed", "Failed"
-
-    provider = models.CharField(max_length=32)
-    event_id = models.CharField(max_length=255)
-    type = models.CharField(max_length=100)
-    payload = models.JSONField()
-    received_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-
-    class Meta:
-        constraints = [
-            # A provider's retry of the same event is recognised, not processed twice.
-            models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_provider_event_unique")
-        ]
-        indexes = [models.Index(fields=["status", "received_at"], name="webhook_status_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.provider} {self.type} {self.event_id}"
-
-
 class SalesExport(models.Model):
     """A tenant's orders in a date range, as a file (GenerateSalesExport)."""
 

@@ -10,3 +10,8 @@ class TenantsConfig(AppConfig):
         from tenants.ai import probe
 
         register_probe("ai", probe)
+
+        # Stripe's invoice and subscription events keep Tenant.subscription_status current.
+        from tenants.billing import register_billing_handlers
+
+        register_billing_handlers()

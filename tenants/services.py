@@ -32,6 +32,18 @@ def tenant_approve(*, tenant_id: int) -> bool:
     return True
 
 
+def tenant_subscription_set(*, status: str, tenant_id: int | None = None, stripe_customer_id: str = "") -> int:
+    """Record the state of a tenant's own subscription to the platform, found by
+    its pk or else its Stripe customer id. Returns how many tenants matched (0 or 1)."""
+    if tenant_id is not None:
+        tenants = Tenant.objects.filter(pk=tenant_id)
+    elif stripe_customer_id:
+        tenants = Tenant.objects.filter(stripe_customer_id=stripe_customer_id)
+    else:
+        raise ValueError("a tenant id or a Stripe customer id is needed")
+    return tenants.update(subscription_status=status)
+
+
 def business_profile_apply(*, tenant_id: int, description: str, tags: list[str]) -> bool:
     """Store a generated description and tags on the tenant's profile.
 

@@ -23,10 +23,10 @@ from django.test import Client
 from standardwebhooks.webhooks import Webhook
 
 from config.errors import REDIS_MESSAGE
-from orders.models import WebhookEvent
 from queueing import dispatch
 from tenants import tracking
 from tests.factories import TenantFactory, UserFactory
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,14 +26,17 @@ from django.db import transaction
 from redis import Redis
 from standardwebhooks.webhooks import Webhook
 
-from orders.models import Order, Payment, WebhookEvent
+from orders.models import Order, Payment
 from orders.services import LineRequest, order_cancel, order_place, order_release_stale
-from orders.webhook_services import webhook_process, webhook_receive
-from orders.webhooks import _not_from_the_future
 from outbox.models import OutboxMessage
 from outbox.services import outbox_relay_drain
 from tests.factories import ProductFactory
 from tests.queueing.conftest import run_worker
+from webhooks.intake import PROCESS_EVENT, webhook_receive
+from webhooks.models import WebhookEvent
+from webhooks.processing import webhook_process
+from webhooks.providers.stripe import not_from_the_future
+from webhooks.transport import InvalidWebhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,7 +162,7 @@ def test_an_unknown_type_is_recorded_and_ignored(live_server: Any, redis_conn: R
     status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
     assert status == 200 and answer["event"] == "ignored"
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
-    assert not OutboxMessage.objects.filter(event_type="payment.webhook_received").exists()
+    assert not OutboxMessage.objects.filter(event_type=PROCESS_EVENT).exists()
 
 
 def test_the_same_event_twenty_times_at_once_has_one_effect(live_server: Any, redis_conn: Redis) -> None:
@@ -336,12 +339,12 @@ def test_database_errors_answer_503_so_the_provider_retries(
     (A real outage belongs to the chaos suite.)"""
     from django.db import OperationalError
 
-    import orders.webhooks
+    import webhooks.views
 
     def down(**_: Any) -> None:
         raise OperationalError("connection to server on socket failed: No such file or directory")
 
-    monkeypatch.setattr(orders.webhooks, "webhook_receive", down)
+    monkeypatch.setattr(webhooks.views, "webhook_receive", down)
     order = _order()
     body = _envelope(order)
     status, answer = _post(f"{live_server.url}/api/webhooks/payments/", body, _signed(body))
@@ -356,8 +359,6 @@ def test_intake_survives_a_dropped_database_connection(redis_conn: Redis) -> Non
     drives the service on this thread's kept connection.)"""
     from django.db import connection
 
-    from orders.webhook_services import webhook_receive
-
     order = _order()
     connection.ensure_connection()
     doomed = connection.connection.info.backend_pid
@@ -369,7 +370,7 @@ def test_intake_survives_a_dropped_database_connection(redis_conn: Redis) -> Non
     )  # fmt: skip
     assert received.created and connection.connection.info.backend_pid != doomed
     assert WebhookEvent.objects.filter(event_id="msg_after_restart").count() == 1
-    assert OutboxMessage.objects.filter(event_type="payment.webhook_received").count() == 1
+    assert OutboxMessage.objects.filter(event_type=PROCESS_EVENT).count() == 1
 
 
 @pytest.mark.parametrize(
@@ -457,14 +458,12 @@ def test_a_chunked_body_over_1_mb_under_asgi_is_413(redis_conn: Redis) -> None:
 )
 def test_an_unparsable_or_later_timestamp_is_left_to_stripes_verification(header: str) -> None:
     """Stripe 16.1 reads the first ``t=``; a header it cannot parse is its to reject, not an exception of ours."""
-    _not_from_the_future(header)
+    not_from_the_future(header)
 
 
 def test_a_first_timestamp_more_than_300_s_ahead_is_refused() -> None:
-    from orders.webhook_services import InvalidWebhook
-
     with pytest.raises(InvalidWebhook, match="ahead"):
-        _not_from_the_future(f"t={int(time.time()) + 301},t=1,v1=abc")
+        not_from_the_future(f"t={int(time.time()) + 301},t=1,v1=abc")
 
 
 # --------------------------------------------------------------------------- refunds belong to one payment

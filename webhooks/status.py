@@ -1,4 +1,4 @@
-"""Payment webhooks' figures for the operations console, /metrics, alerts and queue_health."""
+"""Inbound webhooks' figures for the operations console, /metrics, alerts and queue_health."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from orders.models import WebhookEvent
 from queueing.status import StatusReport
+from webhooks.models import WebhookEvent
 
 UNPROCESSED_AFTER = timedelta(minutes=10)
 
@@ -27,12 +27,12 @@ def webhook_status() -> StatusReport:
     if late:
         problems.append(f"{late} webhook event(s) received over {UNPROCESSED_AFTER} ago and not processed")
     return StatusReport(
-        title="Payment webhooks",
+        title="Inbound webhooks",
         figures={
             **{k: float(v) for k, v in figures.items()},
             "unprocessed_late": float(late),
             "failed": float(failed_total),
         },
         problems=problems,
-        link="/admin/orders/webhookevent/",
+        link="/admin/webhooks/webhookevent/",
     )

@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from redis import Redis
 
-from orders.models import WebhookEvent
 from outbox.models import OutboxMessage
 from tests.queueing.conftest import start_worker, wait_for, worker_env
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,9 +59,7 @@ def test_it_proves_processing_by_a_worker_and_leaves_no_event_behind(
     assert "answered 200" in output and "processed by a worker" in output and "(test event deleted)" in output
     assert not WebhookEvent.objects.exists()
     # Its outbox message went the whole way (and goes with the nightly prune).
-    assert list(OutboxMessage.objects.values_list("event_type", "status")) == [
-        ("payment.webhook_received", "processed")
-    ]
+    assert list(OutboxMessage.objects.values_list("event_type", "status")) == [("webhook.received", "processed")]
 
 
 def test_it_says_where_an_unprocessed_event_stopped_and_keeps_it(

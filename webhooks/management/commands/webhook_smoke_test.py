@@ -29,7 +29,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from standardwebhooks.webhooks import Webhook
 
 from lib.arguments import positive_seconds
-from orders.webhook_services import SMOKE_TYPE, webhook_smoke_cleanup, webhook_smoke_state
+from webhooks.smoke import SMOKE_TYPE, webhook_smoke_cleanup, webhook_smoke_state
 
 
 class Command(BaseCommand):

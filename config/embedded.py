@@ -7,13 +7,9 @@ When ``DATABASE_URL`` or ``REDIS_URL`` is unset, settings call
 ``<var>/redis``. Both listen on Unix sockets only, so two checkouts on one
 machine never fight over a TCP port and nothing is reachable from the network.
 
-Lifetime. Every process that relies on the embedded servers registers itself as
-a *holder* (a pid file under ``<var>/run/holders``). When a holder exits it
-removes its file, forgets holders whose process is gone (SIGKILLed ones), and
-the last one stops both servers. ``make run`` holds them for its whole life and
-hands explicit URLs to its children, so they never start anything themselves;
-a lone ``manage.py`` command starts the servers, uses them and stops them again
-unless something else still holds them.
+Lifetime: every process relying on them registers as a *holder* (a pid file
+under ``<var>/run/holders``); the last holder to exit stops both servers, and
+holders whose process is gone are forgotten.
 
 This module must not import Django: settings import it.
 

@@ -3,14 +3,12 @@
 import ipaddress
 import json
 import os
-import secrets
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import BASE_DIR, env
+from config.env import BASE_DIR, env, local_secret_key, per_queue, redis_url_with_timeouts
 
 # Generic admin and queryset classes (ModelAdmin[Order]) at runtime.
 django_stubs_ext.monkeypatch()
@@ -21,18 +19,7 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 
-def _local_secret_key() -> str:
-    # Without SECRET_KEY (development), use a random key kept under var/ so
-    # sessions survive restarts and no key is ever committed.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+SECRET_KEY = env.str("SECRET_KEY", default="") or local_secret_key(VAR_DIR)
 # Old keys, space-separated, still accepted for signatures while a rotated
 # SECRET_KEY settles: unsubscribe links never expire and download links live a
 # day, so without the old key every link already e-mailed would break at once.
@@ -183,23 +170,10 @@ REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
 
 
-def _redis_url_with_timeouts(url: str) -> str:
-    """REDIS_URL with the timeouts as query options redis-py reads (django-rq passes
-    only the URL on); timeouts already in the URL win."""
-    present = dict(parse_qsl(urlsplit(url).query))
-    added = {
-        key: f"{value:g}"
-        for key, value in (("socket_connect_timeout", REDIS_CONNECT_TIMEOUT), ("socket_timeout", REDIS_SOCKET_TIMEOUT))
-        if key not in present
-    }
-    # Appended, not rebuilt: urlunsplit would turn unix:///path into unix:/path.
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(added)}" if added else url
-
-
 # Both queues live on one Redis so one worker can drain `high` before `default`.
 RQ_QUEUES = {
     name: {
-        "URL": _redis_url_with_timeouts(REDIS_URL),
+        "URL": redis_url_with_timeouts(REDIS_URL, connect=REDIS_CONNECT_TIMEOUT, read=REDIS_SOCKET_TIMEOUT),
         "DEFAULT_TIMEOUT": timeout,
         # Job arguments are JSON: plain ids and values, never pickles.
         "SERIALIZER": "rq.serializers.JSONSerializer",
@@ -222,23 +196,12 @@ QUEUE_DASHBOARD_ALLOWLIST = env.list("QUEUE_DASHBOARD_ALLOWLIST", default=[])
 OUTBOX_LAG_ALERT_SECONDS = env.int("OUTBOX_LAG_ALERT_SECONDS", default=300)
 
 
-def _per_queue(name: str, defaults: dict[str, int]) -> dict[str, int]:
-    # "default:1000,high:100" (queue_monitor's syntax); queues not named keep their default.
-    out = dict(defaults)
-    for item in filter(None, (part.strip() for part in env.str(name, default="").split(","))):
-        queue, _, value = item.partition(":")
-        if queue not in RQ_QUEUES or not value.isdigit():
-            raise ImproperlyConfigured(f"{name}: expected queue:number pairs for {', '.join(RQ_QUEUES)}, got {item!r}")
-        out[queue] = int(value)
-    return out
-
-
 # Alerts (queueing.alerts, checked every minute; docs/runtime.md "Alerts"): a queue deeper
 # than its limit, its oldest job waiting longer than its limit, more than RATE of
 # attempts failing over 5 minutes (only once at least MIN_JOBS ran, so one failure
 # in two jobs pages nobody), no live worker, a status provider's problem.
-QUEUE_ALERT_DEPTH = _per_queue("QUEUE_ALERT_DEPTH", {name: 1000 for name in RQ_QUEUES})
-QUEUE_ALERT_WAIT_SECONDS = _per_queue("QUEUE_ALERT_WAIT_SECONDS", {"default": 300, "high": 60})
+QUEUE_ALERT_DEPTH = per_queue("QUEUE_ALERT_DEPTH", {name: 1000 for name in RQ_QUEUES}, RQ_QUEUES)
+QUEUE_ALERT_WAIT_SECONDS = per_queue("QUEUE_ALERT_WAIT_SECONDS", {"default": 300, "high": 60}, RQ_QUEUES)
 QUEUE_ALERT_FAILURE_RATE = env.float("QUEUE_ALERT_FAILURE_RATE", default=0.05)
 QUEUE_ALERT_FAILURE_MIN_JOBS = env.int("QUEUE_ALERT_FAILURE_MIN_JOBS", default=20)
 # A condition that stays firing is e-mailed again after this many seconds, never sooner.

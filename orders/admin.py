@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from orders.models import Order, OrderItem, Payment, Product, SalesExport
-from tenants.models import BusinessProfile, Tenant
+from tenants.models import Tenant
 
 
 @admin.register(Product)
@@ -109,19 +109,3 @@ class SalesExportAdmin(admin.ModelAdmin[SalesExport]):
     list_select_related = ("tenant",)
     raw_id_fields = ("tenant", "requested_by")
     readonly_fields = ("status", "rows_done", "rows_total", "file", "error", "finished_at")
-
-
-# "Enhance profile" on tenants and their profiles: registered from here, above
-# tenants, because generating a profile reads the catalog (orders).
-@admin.action(description="Enhance profile (AI, in the background)")
-def enhance_profile(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    from orders.profiles import enhance_tenant_profile
-
-    field = "tenant_id" if queryset.model is BusinessProfile else "pk"
-    tenant_ids = list(queryset.values_list(field, flat=True))
-    enhance_tenant_profile.dispatch_many([(tenant_id,) for tenant_id in tenant_ids])
-    modeladmin.message_user(
-        request,
-        f"Profile enhancement queued for {len(tenant_ids)} tenant(s) (once per tenant per hour).",
-        messages.INFO,
-    )

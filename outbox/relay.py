@@ -40,9 +40,9 @@ def recover_if_redis_lost_data() -> int:
     re-creates the key and runs the pass. Its absence at a relay's first start
     costs one harmless pass. Returns how many messages went back to pending.
     """
-    from queueing.dispatch import get_queue
+    from queueing.dispatch import redis_connection
 
-    if not get_queue("default").connection.set(SENTINEL_KEY, "1", nx=True):
+    if not redis_connection().set(SENTINEL_KEY, "1", nx=True):
         return 0
     # dispatched_after=0: any dispatched message whose jobs are all gone is
     # lost now, not in 5 minutes; one still queued, retrying or running is not.

@@ -8,6 +8,7 @@ records its inbox entry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,14 +36,32 @@ class Event:
 
 
 _routes: dict[str, list[Route]] = {}
+# A handler's earlier dotted paths → its current one: delivery jobs queued (and
+# inbox rows written) before a handler moved still find it, and run it once.
+_former: dict[str, str] = {}
 
 
-def route(event_type: str, handler: str, *, queue: str = "default") -> None:
-    """Send ``event_type`` messages to ``handler`` (idempotent: registering twice is once)."""
+def route(event_type: str, handler: str, *, queue: str = "default", formerly: Sequence[str] = ()) -> None:
+    """Send ``event_type`` messages to ``handler`` (idempotent: registering twice is once).
+
+    ``formerly`` lists the paths the handler had before it moved.
+    """
     entry = Route(event_type, handler, queue)
     routes = _routes.setdefault(event_type, [])
     if entry not in routes:
         routes.append(entry)
+    for old in formerly:
+        _former[old] = handler
+
+
+def current_handler(path: str) -> str:
+    """The handler now at ``path``, or that it moved to."""
+    return _former.get(path, path)
+
+
+def handler_names(handler: str) -> list[str]:
+    """Every path ``handler`` was known by, the current one first."""
+    return [handler, *(old for old, new in _former.items() if new == handler)]
 
 
 def routes_for(event_type: str) -> list[Route]:

@@ -38,7 +38,7 @@ ALIVE = {b"queued", b"scheduled", b"started", b"deferred"}
 def outbox_find_stuck(*, pending_after: int = 60, dispatched_after: int = 300, limit: int = 1000) -> StuckReport:
     """Pending too long (relay down), dispatched but whose jobs are gone from
     Redis (flushed, lost), and dead messages."""
-    from queueing.dispatch import get_queue
+    from queueing.dispatch import redis_connection
 
     now = timezone.now()
     report = StuckReport()
@@ -53,7 +53,7 @@ def outbox_find_stuck(*, pending_after: int = 60, dispatched_after: int = 300, l
         ).order_by("dispatched_at")[:limit]
     )
     if candidates:
-        conn = get_queue("default").connection
+        conn = redis_connection()
         with conn.pipeline(transaction=False) as pipe:
             for message in candidates:
                 handlers = max(1, len(routes_for(message.event_type)))

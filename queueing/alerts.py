@@ -9,11 +9,10 @@ Conditions (key ``<kind>:<subject>``):
 - ``failure_rate:<queue>`` — more than QUEUE_ALERT_FAILURE_RATE of the last 5
   minutes' attempts failed (retried ones count), judged only from
   QUEUE_ALERT_FAILURE_MIN_JOBS attempts on: one failure of two jobs pages nobody;
-- ``no_worker:<queue>`` — no live worker lists the queue;
+- ``no_worker:<queue>`` — no live worker lists the queue (not for a paused queue, nor ``wait``);
 - ``status:<provider>`` — a status provider (outbox, webhooks, health) reports a problem.
 
-A paused queue raises neither ``wait`` nor ``no_worker`` (its jobs are meant
-to wait); who hears what, and the cool-down: docs/runtime.md, "Alerts"."""
+Who hears what, and the cool-down: docs/runtime.md, "Alerts"."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ from redis.typing import EncodableT, FieldT
 from lib.mail import send_templated
 from lib.text import as_text
 from queueing import keys, metrics, selectors, status
+from queueing.dispatch import redis_connection
 from queueing.models import AlertEvent
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ def render(notice: Notice, firing_now: list[Condition]) -> tuple[str, str]:
 
 def check_alerts(conn: Redis | None = None, *, now: float | None = None) -> list[str]:
     """The scheduled pass: evaluate everything, notify; returns the firing keys."""
-    conn = conn or selectors.connection()
+    conn = conn or redis_connection()
     conditions = evaluate(gather(conn))
     process(conn, conditions, notifier="checks", complete=True, now=now)
     return [c.key for c in conditions if c.firing]

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
-from redis import Redis
 
 
 def operator() -> str:
@@ -33,12 +32,6 @@ def audit_command(action: str, target: str = "", **detail: Any) -> None:
     from queueing.services import audit_record
 
     audit_record(user=None, username=operator(), action=action, target=target, detail={"via": "command", **detail})
-
-
-def connection() -> Redis:
-    import django_rq
-
-    return django_rq.get_connection("default")
 
 
 def known_queue(name: str) -> str:

@@ -15,6 +15,7 @@ unique locks, middleware and the failure hook.
 from __future__ import annotations
 
 import functools
+import inspect
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,18 @@ def backoff_delays(backoff: Backoff, retries: int) -> list[int]:
     return (delays + [delays[-1]] * retries)[:retries]
 
 
+def _position(func: Callable[..., Any], name: str) -> int | None:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C function: no signature to read
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    for index, param in enumerate(params):
+        if param.name == name:
+            return index if param.kind in positional else None
+    return None
+
+
 @dataclass
 class JobDefinition(Generic[P, R]):
     func: Callable[P, R]
@@ -89,9 +102,13 @@ class JobDefinition(Generic[P, R]):
     result_ttl: int = 0
     tenant_arg: str | None = None
     name: str = field(init=False)
+    # Where the tenant id sits among positional arguments, found once here
+    # rather than by inspecting the signature for every finished job.
+    tenant_position: int | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name = f"{self.func.__module__}.{self.func.__qualname__}"
+        self.tenant_position = _position(self.func, self.tenant_arg or "tenant_id")
         if self.tries is not None and self.tries < 1:
             raise ValueError(f"{self.name}: tries must be at least 1, got {self.tries}")
         if self.unique_key is not None and not self.unique_for:
@@ -100,6 +117,18 @@ class JobDefinition(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
+
+    def tenant_id(self, args: Sequence[Any], kwargs: dict[str, Any]) -> int | None:
+        """The tenant of one dispatch (``tenant_arg``, else an argument named
+        ``tenant_id``) for the ledger, metrics and recent list; None for jobs of no tenant."""
+        name = self.tenant_arg or "tenant_id"
+        if name in kwargs:
+            value = kwargs[name]
+        elif self.tenant_position is not None and self.tenant_position < len(args):
+            value = args[self.tenant_position]
+        else:
+            return None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def is_unique(self) -> bool:
@@ -176,10 +205,13 @@ def job(
     permanent: tuple[type[BaseException], ...] = (PermanentError,),
     result_ttl: int = 0,
     tenant_arg: str | None = None,
+    formerly: Sequence[str] = (),
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]:
     """Declare a background job. ``tries`` counts attempts in total (3 = 1 + 2 retries).
 
     ``tenant_arg`` names the argument holding the tenant id (ledger, metrics).
+    ``formerly`` lists the dotted names the job had before it moved: jobs
+    queued under them run this one (import its module in ``AppConfig.ready()``).
     """
 
     def wrap(func: Callable[P, R]) -> JobDefinition[P, R]:
@@ -199,6 +231,8 @@ def job(
             tenant_arg=tenant_arg,
         )
         _registry[definition.name] = definition
+        for old in formerly:
+            _registry[old] = definition
         return definition
 
     return wrap

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import django_rq
 from django.db import transaction
+from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
 
@@ -57,6 +58,12 @@ def get_queue(name: str) -> Queue:
         # "auto": we defer to commit ourselves, so the queue must not defer again.
         _queues[name] = django_rq.get_queue(name, commit_mode="auto")
     return _queues[name]
+
+
+def redis_connection() -> Redis:
+    """The Redis connection of this process: the one every part of the runtime
+    uses (all queues share one server; its timeouts come from settings)."""
+    return get_queue("default").connection
 
 
 def check_json(definition: JobDefinition[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ reaper) records it and calls the hook once.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -37,24 +36,6 @@ class Failure:
     message: str
     traceback: str
     exception: BaseException | None = None
-
-
-def tenant_of(definition: JobDefinition[Any, Any] | None, args: list[Any], kwargs: dict[str, Any]) -> int | None:
-    """The tenant id of a tenant-bound job (``tenant_id`` first, by convention)."""
-    if definition is None:
-        return None
-    name = definition.tenant_arg or "tenant_id"
-    if name in kwargs:
-        value = kwargs[name]
-    else:
-        try:
-            params = list(inspect.signature(definition.func).parameters)
-        except (TypeError, ValueError):
-            return None
-        if name not in params or params.index(name) >= len(args):
-            return None
-        value = args[params.index(name)]
-    return value if isinstance(value, int) else None
 
 
 def apply_worker_defaults(job: Job, tries: int, backoff: Backoff) -> None:
@@ -153,7 +134,7 @@ def _record(
         traceback=failure.traceback,
         attempts=attempt_number(job),
         worker=worker_name,
-        tenant_id=tenant_of(definition, args, kwargs),
+        tenant_id=definition.tenant_id(args, kwargs) if definition is not None else None,
     )
     for delay in (*LEDGER_RETRY_DELAYS, None):
         try:

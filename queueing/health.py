@@ -17,6 +17,7 @@ from django.db import connection as db_connection
 from redis import Redis
 
 from queueing import alerts, metrics, selectors, status
+from queueing.dispatch import redis_connection
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Check:
 
 
 def run_checks(conn: Redis | None = None) -> list[Check]:
-    conn = conn or selectors.connection()
+    conn = conn or redis_connection()
     checks = [redis_check(conn), database_check()]
     if checks[0].ok:
         inputs = alerts.gather(conn)

@@ -32,6 +32,7 @@ from redis import Redis
 
 from lib.text import as_text
 from queueing import keys, selectors
+from queueing.dispatch import redis_connection
 from queueing.status import StatusReport
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def problems(beats: dict[str, Beat], smoke: list[SmokeProbe], *, now: float) -> 
 
 def status_report(conn: Redis | None = None, *, now: float | None = None) -> StatusReport:
     """The ``health`` status provider (registered in ``QueueingConfig.ready``)."""
-    conn = conn or selectors.connection()
+    conn = conn or redis_connection()
     at = time.time() if now is None else now
     beats = read(conn)
     figures: dict[str, float] = {

@@ -7,12 +7,12 @@ import time
 import uuid
 from typing import TypeVar
 
-import django_rq
 from django.conf import settings
 
 from lib.text import as_text
 from queueing import keys
 from queueing.definitions import job
+from queueing.dispatch import redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def heartbeat(queue: str) -> dict[str, str]:
     with the results of the probes run from inside it (queueing/heartbeat.py)."""
     from queueing import heartbeat as beats
 
-    conn = django_rq.get_connection(queue)
+    conn = redis_connection()
     results = beats.run_probes(conn, external=beats.external_turn(conn, queue))
     beats.record(conn, queue, results)
     return {name: error or "ok" for name, error in results.items()}
@@ -39,13 +39,13 @@ def heartbeat(queue: str) -> dict[str, str]:
 @job(timeout=30)
 def smoke_probe(queue: str, token: str) -> None:
     """The no-op of the smoke test: proves a job put on ``queue`` runs."""
-    django_rq.get_connection(queue).hset(keys.SMOKE, f"{queue}:done", token)
+    redis_connection().hset(keys.SMOKE, f"{queue}:done", token)
 
 
 @job(timeout=60, unique_for=240)
 def smoke_test() -> dict[str, str]:
     """Check the previous probe of every queue ran, then send new ones."""
-    conn = django_rq.get_connection("default")
+    conn = redis_connection()
     report = {}
     for queue in settings.RQ_QUEUES:
         sent = as_text(conn.hget(keys.SMOKE, f"{queue}:sent"))
@@ -68,7 +68,7 @@ def snapshot() -> int:
     """``queue_snapshot`` on the schedule: metrics history for the dashboard's charts."""
     from queueing.services import metrics_snapshot
 
-    return metrics_snapshot(conn=django_rq.get_connection("default"))
+    return metrics_snapshot(conn=redis_connection())
 
 
 # tries=1: the next minute's run is the retry; retrying a failed check would only pile up behind it.
@@ -79,4 +79,4 @@ def check_alerts(queue: str) -> list[str]:
     Returns the firing conditions."""
     from queueing.alerts import check_alerts as run_checks
 
-    return run_checks(django_rq.get_connection(queue))
+    return run_checks(redis_connection())

@@ -46,6 +46,7 @@ from rq.utils import utcparse
 
 from lib.text import as_text
 from queueing import keys, metrics, selectors, status
+from queueing.dispatch import redis_connection
 from queueing.models import FailedJob, MetricSnapshot
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ WORKER_STATES = ("busy", "idle")  # always exported (as 0 when nobody is in them
 class VitoCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         families: list[Metric] = []
-        redis_up = _section("Redis", families, lambda: redis_families(selectors.connection()))
+        redis_up = _section("Redis", families, lambda: redis_families(redis_connection()))
         database_up = _section("PostgreSQL", families, database_families)
         families += status_families(status.reports())  # a failing provider reports that itself
         families.append(GaugeMetricFamily("vito_redis_up", "1 when Redis answered this scrape", value=redis_up))

@@ -25,7 +25,6 @@ from rq.job import Job
 
 from queueing import keys, metrics
 from queueing.definitions import JobDefinition
-from queueing.failures import tenant_of
 
 PER_QUEUE = 50
 KEEP_SECONDS = 3600
@@ -109,7 +108,7 @@ def record_attempt(
     except Exception:  # args that no longer deserialize: count the job, not the tenant
         args, kwargs = ["(undecodable)"], {}
     try:
-        tenant_id = tenant_of(definition, args, kwargs)
+        tenant_id = definition.tenant_id(args, kwargs) if definition is not None else None
     except Exception:
         tenant_id = None
     record_in(

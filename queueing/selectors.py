@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import django_rq
 from django.conf import settings
 from redis import Redis
 from rq import Queue, Worker
@@ -16,10 +15,7 @@ from rq.utils import now
 
 from lib.text import as_text
 from queueing import control, metrics
-
-
-def connection() -> Redis:
-    return django_rq.get_connection("default")
+from queueing.dispatch import get_queue, redis_connection
 
 
 def queue_names() -> list[str]:
@@ -107,14 +103,14 @@ def workers(conn: Redis) -> list[WorkerRow]:
 
 
 def queue_statuses(conn: Redis | None = None) -> list[QueueStatus]:
-    conn = conn or connection()
+    conn = conn or redis_connection()
     live = workers(conn)
     paused = control.paused_queues(conn)
     hour = metrics.window(conn, minutes=60)
     recent = metrics.window(conn, minutes=5)
     out = []
     for name in queue_names():
-        queue = django_rq.get_queue(name)
+        queue = get_queue(name)
         totals = hour.get(("q", name), metrics.Totals())
         last5 = recent.get(("q", name), metrics.Totals())
         out.append(

@@ -245,6 +245,8 @@ class VitoWorker(SimpleWorker):
 
     def _perform(self, job: Job, queue: Queue, member: str) -> None:
         definition = definition_for(job.func_name or "")
+        if definition is not None and job.func_name != definition.name:
+            job.func_name = definition.name  # queued before the job moved (``@job(formerly=...)``)
         self._state = WorkerStatus.BUSY
         self._job_started = time.monotonic()
         try:

@@ -14,8 +14,7 @@ _contributed: dict[type[Model], list[AdminAction]] = {}
 
 def contribute_admin_action(model: type[Model], action: AdminAction) -> None:
     """An app above ``tenants`` adds an action to a tenants page (from its
-    ``AppConfig.ready()``): "Enhance profile" reads the catalog (orders), the
-    monthly report reads orders too, so their code cannot live here."""
+    ``AppConfig.ready()``): the monthly report reads orders, so its code cannot live here."""
     _contributed.setdefault(model, []).append(action)
 
 
@@ -62,12 +61,16 @@ class TenantAdmin(_ContributedActions[Tenant]):
     date_hierarchy = "created_at"
     readonly_fields = ("created_at", "approved_at")
     inlines = [TenantMemberInline]
-    actions = ["approve"]
+    actions = ["approve", "enhance_profile"]
 
     @admin.action(description="Approve selected tenants")
     def approve(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         approved = sum(tenant_approve(tenant_id=pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"Approved {approved} tenant(s).", messages.SUCCESS)
+
+    @admin.action(description="Enhance profile (AI, in the background)")
+    def enhance_profile(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        _enhance(self, request, list(queryset.values_list("pk", flat=True)))
 
 
 @admin.register(TenantMember)
@@ -80,12 +83,28 @@ class TenantMemberAdmin(admin.ModelAdmin[TenantMember]):
 
 
 @admin.register(BusinessProfile)
-class BusinessProfileAdmin(_ContributedActions[BusinessProfile]):
+class BusinessProfileAdmin(admin.ModelAdmin[BusinessProfile]):
     list_display = ("tenant", "ai_enhanced_at", "updated_at")
     list_filter = (("ai_enhanced_at", admin.EmptyFieldListFilter),)
     search_fields = ("tenant__slug", "tenant__name", "description")
     list_select_related = ("tenant",)
     raw_id_fields = ("tenant",)
+    actions = ["enhance_profile"]
+
+    @admin.action(description="Enhance profile (AI, in the background)")
+    def enhance_profile(self, request: HttpRequest, queryset: QuerySet[BusinessProfile]) -> None:
+        _enhance(self, request, list(queryset.values_list("tenant_id", flat=True)))
+
+
+def _enhance(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, tenant_ids: list[int]) -> None:
+    from tenants.profiles import enhance_tenant_profile
+
+    enhance_tenant_profile.dispatch_many([(tenant_id,) for tenant_id in tenant_ids])
+    modeladmin.message_user(
+        request,
+        f"Profile enhancement queued for {len(tenant_ids)} tenant(s) (once per tenant per hour).",
+        messages.INFO,
+    )
 
 
 @admin.register(TrackedLink)

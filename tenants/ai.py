@@ -12,7 +12,7 @@ Two providers:
   ``InvalidAIResponse`` and changes nothing.
 
 This module only sees plain data (``ProfileInput``); gathering the catalog
-is the caller's job (orders/profiles.py), so ``tenants`` imports nothing above it.
+is the caller's job (tenants/profiles.py, from the catalog orders registers).
 
 docs/tenants.md."""
 

@@ -15,3 +15,14 @@ class TenantsConfig(AppConfig):
         from tenants.billing import register_billing_handlers
 
         register_billing_handlers()
+
+        # GenerateBusinessProfile: an approved tenant gets an AI-written profile.
+        # The job module is imported now so jobs queued under its old name find it.
+        from outbox.routes import route
+        from tenants import profiles  # noqa: F401
+
+        route(
+            "tenant.approved",
+            "tenants.profiles.handle_tenant_approved",
+            formerly=["orders.profiles.handle_tenant_approved"],
+        )

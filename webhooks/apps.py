@@ -12,9 +12,10 @@ class WebhooksConfig(AppConfig):
         from webhooks.status import webhook_status
 
         # Stored events are processed on the `high` queue (5 tries, backoff).
-        route("webhook.received", "webhooks.processing.handle_webhook_event", queue="high")
-        # The event's name before it moved here from `orders`: messages
-        # published under it before an upgrade are still processed after it.
-        route("payment.webhook_received", "webhooks.processing.handle_webhook_event", queue="high")
+        # Before this app existed the event was `payment.webhook_received` and its
+        # handler lived in orders: messages and jobs from before an upgrade still run.
+        handler, formerly = "webhooks.processing.handle_webhook_event", ["orders.webhook_services.handle_webhook_event"]
+        route("webhook.received", handler, queue="high", formerly=formerly)
+        route("payment.webhook_received", handler, queue="high", formerly=formerly)
         register("webhooks", webhook_status)
         register_handler(PROVIDER, SMOKE_TYPE, smoke_handle)

@@ -6,11 +6,17 @@ and stores nothing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
 
 MAX_BODY = 1024 * 1024
+# An oversized body is read and dropped up to this size before the 413, as
+# nginx's lingering close does: a server that answers and hangs up while the
+# sender is still writing makes the sender see a connection reset, not the 413.
+DRAIN_LIMIT = 8 * MAX_BODY
+DRAIN_CHUNK = 64 * 1024
 TOLERANCE = 300  # seconds either side of our clock a signature's timestamp may be, as Standard Webhooks
 # The model's column sizes: a longer id or type is the sender's error (400), not a 503.
 MAX_EVENT_ID = 255
@@ -30,18 +36,33 @@ def read_body(request: HttpRequest) -> bytes | None:
     chunked body not a 413), so read the server's decoded ``wsgi.input``
     ourselves. Under ASGI there is no ``wsgi.input``: the server has already
     de-chunked the body and Django's own stream holds all of it. Either way
-    read never more than MAX_BODY + 1 bytes.
+    keep never more than MAX_BODY + 1 bytes (the rest of an oversized body is
+    read and dropped, up to DRAIN_LIMIT).
     """
     length = request.META.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > MAX_BODY:
+        if int(length) <= DRAIN_LIMIT:
+            _drain(request.read, int(length))
         return None
     chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
     if chunked and not length:
         wsgi_input = request.META.get("wsgi.input")
-        raw = wsgi_input.read(MAX_BODY + 1) if wsgi_input is not None else request.read(MAX_BODY + 1)
-    else:
-        raw = request.body
+        read = wsgi_input.read if wsgi_input is not None else request.read
+        raw = read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            _drain(read, DRAIN_LIMIT - len(raw))
+            return None
+        return raw
+    raw = request.body
     return None if len(raw) > MAX_BODY else raw
+
+
+def _drain(read: Callable[[int], bytes], budget: int) -> None:
+    while budget > 0:
+        chunk = read(min(DRAIN_CHUNK, budget))
+        if not chunk:
+            return
+        budget -= len(chunk)
 
 
 def _reject_constant(name: str) -> Any:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from outbox.models import InboxEntry, OutboxMessage
-from outbox.routes import Event, routes_for
+from outbox.routes import Event, current_handler, handler_names, routes_for
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,19 @@ def outbox_deliver(*, message_id: int, handler: str, attempt: int | None = None,
     job cannot complete a message that was replayed meanwhile.
     Returns False when skipped. A deleted message is a no-op success.
     """
+    handler = current_handler(handler)  # a job queued before the handler moved
+    names = handler_names(handler)
     with transaction.atomic():
         message = OutboxMessage.objects.select_for_update().filter(pk=message_id).first()
         if message is None:
             log.info("outbox message %s is gone; nothing to deliver", message_id)
             return False
         if force:
-            InboxEntry.objects.filter(message_id=message_id, handler=handler).delete()
+            InboxEntry.objects.filter(message_id=message_id, handler__in=names).delete()
+        elif len(names) > 1 and InboxEntry.objects.filter(message_id=message_id, handler__in=names[1:]).exists():
+            log.info("outbox message %s already handled by %s (as %s); skipped", message_id, handler, names[1:])
+            _mark_processed_if_complete(message, attempt)
+            return False
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO outbox_inboxentry (message_id, handler, processed_at) VALUES (%s, %s, now())"
@@ -64,9 +70,10 @@ def outbox_deliver(*, message_id: int, handler: str, attempt: int | None = None,
 
 
 def _mark_processed_if_complete(message: OutboxMessage, attempt: int | None) -> None:
-    handlers = [r.handler for r in routes_for(message.event_type)]
-    done = InboxEntry.objects.filter(message_id=message.pk, handler__in=handlers).count()
-    if done < len(handlers):
+    handlers = {r.handler for r in routes_for(message.event_type)}
+    names = [name for handler in handlers for name in handler_names(handler)]
+    entries = InboxEntry.objects.filter(message_id=message.pk, handler__in=names).values_list("handler", flat=True)
+    if not handlers <= {current_handler(name) for name in entries}:
         return
     rows = OutboxMessage.objects.filter(pk=message.pk).exclude(status=Status.PROCESSED)
     if attempt is not None:

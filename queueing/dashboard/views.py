@@ -22,6 +22,7 @@ from queueing import control, selectors, status, unique
 from queueing.dashboard import panels
 from queueing.dashboard.access import can_operate_dashboard, dashboard_access, dashboard_operate
 from queueing.dashboard.filters import Filters, failed_queryset
+from queueing.dispatch import redis_connection
 from queueing.models import FailedJob
 from queueing.services import audit_record, failed_job_flush, failed_job_forget, failed_job_retry, failed_jobs_target
 
@@ -68,7 +69,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
     here = filters.as_query(before=filters.before)
     return {
         **admin.site.each_context(request),
-        **panels.live(selectors.connection(), filters),
+        **panels.live(redis_connection(), filters),
         "title": "Queue dashboard",
         "can_operate": can_operate_dashboard(request.user),
         "filters": filters,
@@ -154,7 +155,7 @@ def failed_flush(request: HttpRequest) -> HttpResponse:
 @require_POST
 def queue_pause(request: HttpRequest, queue: str) -> HttpResponse:
     _known_queue(queue)
-    changed = control.queue_pause(selectors.connection(), queue)
+    changed = control.queue_pause(redis_connection(), queue)
     _audit(request, "pause", f"queue:{queue}", changed=changed)
     return _back(request, f"Paused {queue}: workers stop taking its jobs." if changed else f"{queue} was paused.")
 
@@ -163,7 +164,7 @@ def queue_pause(request: HttpRequest, queue: str) -> HttpResponse:
 @require_POST
 def queue_continue(request: HttpRequest, queue: str) -> HttpResponse:
     _known_queue(queue)
-    changed = control.queue_continue(selectors.connection(), queue)
+    changed = control.queue_continue(redis_connection(), queue)
     _audit(request, "continue", f"queue:{queue}", changed=changed)
     return _back(request, f"Continued {queue}." if changed else f"{queue} was not paused.")
 
@@ -173,7 +174,7 @@ def queue_continue(request: HttpRequest, queue: str) -> HttpResponse:
 def lock_release(request: HttpRequest) -> HttpResponse:
     key = request.POST.get("key", "")
     try:
-        released = unique.force_release(selectors.connection(), key)
+        released = unique.force_release(redis_connection(), key)
     except ValueError as exc:
         return _back(request, str(exc), messages.ERROR)
     _audit(request, "unlock", key, released=released)

@@ -325,6 +325,6 @@ def with_utm(destination: str, utm: dict[str, str]) -> str:
 
 def default_redis() -> Redis:
     """The queues' Redis connection: where hits are counted and buffered."""
-    from queueing.dispatch import get_queue
+    from queueing.dispatch import redis_connection
 
-    return get_queue("default").connection
+    return redis_connection()

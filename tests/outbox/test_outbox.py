@@ -91,6 +91,22 @@ def test_a_message_delivered_twice_has_its_effect_once(redis_conn: Redis) -> Non
     assert _stock(product) == 3
 
 
+def test_a_job_naming_a_moved_handler_runs_it_once_and_completes_the_message(redis_conn: Redis) -> None:
+    old, new = "tests.outbox.old_handlers.add_stock", "tests.outbox.handlers.add_stock"
+    product = ProductFactory.create(stock_quantity=0)
+    queued_before = _publish(product, 3, event="test.moved")
+    assert outbox_deliver(message_id=queued_before.pk, handler=old) is True  # no such module: mapped to the new path
+    assert outbox_deliver(message_id=queued_before.pk, handler=new) is False
+    handled_before = _publish(product, 5, event="test.moved")
+    InboxEntry.objects.create(message_id=handled_before.pk, handler=old)  # ran before the move
+    assert outbox_deliver(message_id=handled_before.pk, handler=new) is False
+    assert _stock(product) == 3
+    statuses = OutboxMessage.objects.filter(pk__in=[queued_before.pk, handled_before.pk]).values_list(
+        "status", flat=True
+    )
+    assert set(statuses) == {Status.PROCESSED}
+
+
 def test_every_handler_of_a_fan_out_runs_once_on_its_own_queue(redis_conn: Redis) -> None:
     product = ProductFactory.create(stock_quantity=0)
     message = _publish(product, 1, event="test.fan_out")

@@ -37,3 +37,25 @@ def test_throttles_exceptions_does_not_count_a_release_from_inner_middleware(red
     with pytest.raises(Release, match="throttled"):
         run_with_middleware((breaker,), ctx, boom)
     assert 0 < int(redis_conn.ttl(keys.throttle("tests.job:all"))) <= 60
+
+
+def test_a_jobs_tenant_is_found_by_argument_name_position_or_keyword() -> None:
+    """The position is read from the signature once, when the job is declared."""
+    from queueing.definitions import JobDefinition
+
+    def by_convention(order_id: int, tenant_id: int, *, note: str = "") -> None: ...
+
+    def named(account: int, *, owner: int) -> None: ...
+
+    def tenantless(order_id: int) -> None: ...
+
+    conventional = JobDefinition(by_convention)
+    assert conventional.tenant_position == 1
+    assert conventional.tenant_id([5, 7], {}) == 7
+    assert conventional.tenant_id([5], {"tenant_id": 9}) == 9
+    assert conventional.tenant_id([5], {}) is None  # not given
+    assert conventional.tenant_id([5, "7"], {}) is None  # not an id
+    keyword_only = JobDefinition(named, tenant_arg="owner")
+    assert keyword_only.tenant_position is None and keyword_only.tenant_id([1], {"owner": 3}) == 3
+    assert JobDefinition(tenantless).tenant_id([1], {}) is None
+    assert conventional.on_queue("high").tenant_id([5, 7], {}) == 7

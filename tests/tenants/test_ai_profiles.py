@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from orders.profiles import enhance_tenant_profile
 from outbox.services import outbox_relay_drain
 from queueing.models import FailedJob
 from tenants.ai import (
@@ -25,6 +24,7 @@ from tenants.ai import (
     parse_chat_answer,
 )
 from tenants.models import BusinessProfile, Tenant
+from tenants.profiles import enhance_tenant_profile
 from tenants.services import tenant_approve
 from tests.factories import ProductFactory, TenantFactory, UserFactory
 from tests.queueing.conftest import run_worker
@@ -201,6 +201,19 @@ def test_a_malformed_ai_answer_fails_once_into_the_ledger_and_changes_nothing(
     profile = BusinessProfile.objects.get(tenant=tenant)
     assert (profile.description, profile.tags, profile.ai_enhanced_at) == ("Written by the owner", ["own"], None)
     assert len(chat.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_queued_under_the_name_it_had_before_it_moved_still_runs(redis_conn: Redis) -> None:
+    """Queued by a release where the job lived in orders.profiles (plain RQ enqueue, its stored name)."""
+    from queueing.dispatch import get_queue
+
+    tenant = TenantFactory.create(status=Tenant.Status.APPROVED, category="Bakery")
+    ProductFactory.create(tenant=tenant, name="Sourdough loaf", description="Slow fermented sourdough")
+    get_queue("default").enqueue_call("orders.profiles.enhance_tenant_profile", args=[tenant.pk])
+    assert run_worker("default", "--burst").returncode == 0
+    assert not FailedJob.objects.exists()
+    assert BusinessProfile.objects.get(tenant=tenant).ai_enhanced_at is not None
 
 
 @pytest.mark.django_db(transaction=True)

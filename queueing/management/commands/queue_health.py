@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queueing.commands import connection
+from queueing.dispatch import redis_connection
 from queueing.health import run_checks
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the checks as JSON (exit status unchanged)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        checks = run_checks(connection())
+        checks = run_checks(redis_connection())
         failed = [c for c in checks if not c.ok]
         if options["json"]:
             rows = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]

@@ -12,7 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueing import unique
-from queueing.commands import audit_command, connection
+from queueing.commands import audit_command
+from queueing.dispatch import redis_connection
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         group.add_argument("--release-all", action="store_true", help="release every unique-job lock")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        conn = connection()
+        conn = redis_connection()
         if options["release_all"]:
             released = sum(unique.force_release(conn, lock.key) for lock in unique.list_locks(conn))
             audit_command("unlock", "locks:all", released=released)

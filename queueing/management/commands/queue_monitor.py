@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueing import alerts
-from queueing.commands import connection
+from queueing.dispatch import redis_connection
 
 USAGE = "usage: queue_monitor [QUEUE:MAX_JOBS ...] [--notify], e.g. queue_monitor default:1000 high:100"
 
@@ -47,7 +47,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         limits = parse_limits(options["limits"]) or dict(settings.QUEUE_ALERT_DEPTH)
-        conn = connection()
+        conn = redis_connection()
         # One pipelined round trip for every queue's length.
         with conn.pipeline(transaction=False) as pipe:
             for name in limits:

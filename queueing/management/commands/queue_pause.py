@@ -6,8 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueing.commands import audit_command, connection, known_queue
+from queueing.commands import audit_command, known_queue
 from queueing.control import queue_pause
+from queueing.dispatch import redis_connection
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = known_queue(options["queue"])
-        changed = queue_pause(connection(), name)
+        changed = queue_pause(redis_connection(), name)
         audit_command("pause", f"queue:{name}", changed=changed)
         state = "paused"
         note = "" if changed else " (it already was)"

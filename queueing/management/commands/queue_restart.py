@@ -8,13 +8,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from queueing.commands import connection
 from queueing.control import queue_restart
+from queueing.dispatch import redis_connection
 
 
 class Command(BaseCommand):
     help = __doc__
 
     def handle(self, *args: Any, **options: Any) -> None:
-        queue_restart(connection())
+        queue_restart(redis_connection())
         self.stdout.write("Restart signal sent: workers exit after their current job (within a second when idle).")

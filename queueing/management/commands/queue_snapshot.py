@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from lib.arguments import positive_int
-from queueing.commands import connection
+from queueing.dispatch import redis_connection
 from queueing.services import metrics_snapshot
 
 MAX_PERIODS = 288  # a day of 5-minute periods
@@ -38,5 +38,5 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        rows = metrics_snapshot(conn=connection(), catch_up=options["catch_up"])
+        rows = metrics_snapshot(conn=redis_connection(), catch_up=options["catch_up"])
         self.stdout.write(f"Snapshot stored: {rows} row(s) over {options['catch_up']} period(s).")

@@ -27,8 +27,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lib.arguments import positive_seconds
-from queueing.commands import connection
 from queueing.definitions import registered
+from queueing.dispatch import redis_connection
 from queueing.drain import STOPWAIT_MARGIN, autodiscover_jobs, longest_job
 from queueing.supervisor import Master, SupervisorConfig, parse_drain, parse_supervisors
 
@@ -71,7 +71,7 @@ class Command(BaseCommand):
             return
         Master(
             supervisors,
-            connection=connection(),
+            connection=redis_connection(),
             drain=drain,
             manage_py=Path(settings.BASE_DIR) / "manage.py",
             verbosity=options["verbosity"],

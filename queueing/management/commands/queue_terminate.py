@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis import Redis
 
 from lib.arguments import positive_seconds
-from queueing.commands import connection
+from queueing.dispatch import redis_connection
 from queueing.supervisor import request_terminate, supervisor_state
 
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        conn = connection()
+        conn = redis_connection()
         # The masters running now are the ones the signal concerns; a master
         # started after it (a new name: each start draws a fresh token) is not.
         before = supervisor_state(conn)

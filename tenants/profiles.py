@@ -1,15 +1,16 @@
-"""AI business profiles (GenerateBusinessProfile / EnhanceTenantProfileJob).
+"""AI business profiles (GenerateBusinessProfile / EnhanceTenantProfileJob):
+the job, the ``tenant.approved`` handler that starts it, and the catalog source
+the prompt is built from.
 
-Lives on the orders side because the input is the tenant's catalog (orders'
-Product); the providers (tenants/ai.py) and the profile write
-(tenants.services) stay in tenants, so imports point one way.
-"""
+The catalog is orders' (Product), above tenants: orders registers its reader
+with :func:`register_catalog` from ``OrdersConfig.ready()``, so imports point
+one way. The providers are in tenants/ai.py. docs/tenants.md."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from orders.models import Product
 from outbox.routes import Event
 from queueing.definitions import Exponential, job
 from tenants.ai import ProfileInput, provider_from_settings
@@ -20,14 +21,19 @@ log = logging.getLogger(__name__)
 
 CATALOG_SAMPLE = 200  # enough words for keywords and a prompt; bounded for huge catalogs
 
+# (tenant id, at most this many) → [(product name, description)], oldest first.
+CatalogSource = Callable[[int, int], list[tuple[str, str]]]
+_catalog: list[CatalogSource] = []
+
+
+def register_catalog(source: CatalogSource) -> None:
+    """Where a tenant's products are read from (one source; registering again replaces it)."""
+    _catalog[:] = [source]
+
 
 def profile_input(tenant: Tenant) -> ProfileInput:
-    products = Product.objects.filter(tenant=tenant).order_by("id").values_list("name", "description")
-    return ProfileInput(
-        tenant_name=tenant.name,
-        category=tenant.category,
-        products=[(name, description) for name, description in products[:CATALOG_SAMPLE]],
-    )
+    products = _catalog[0](tenant.pk, CATALOG_SAMPLE) if _catalog else []
+    return ProfileInput(tenant_name=tenant.name, category=tenant.category, products=products)
 
 
 @job(
@@ -38,6 +44,7 @@ def profile_input(tenant: Tenant) -> ProfileInput:
     unique_for=3600,
     unique_key=lambda tenant_id: str(tenant_id),
     tenant_arg="tenant_id",
+    formerly=["orders.profiles.enhance_tenant_profile"],
 )
 def enhance_tenant_profile(tenant_id: int) -> str:
     """EnhanceTenantProfileJob: generate and apply a description and tags.

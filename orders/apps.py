@@ -6,13 +6,15 @@ class OrdersConfig(AppConfig):
 
     def ready(self) -> None:
         from orders.exports import resolve_export_download
-        from orders.payment_events import register_payment_handlers
+        from orders.payment_events import HANDLERS
         from orders.selectors import catalog_sample
         from tenants.downloads import register_download
         from tenants.profiles import register_catalog
+        from webhooks.providers import register_handler
 
         register_download("export", resolve_export_download)
         # Payment providers' events move orders (webhooks' dispatch tables).
-        register_payment_handlers()
+        for provider, event_type, handle, validate in HANDLERS:
+            register_handler(provider, event_type, handle, validate=validate)
         # The AI business profile is written from the tenant's catalog.
         register_catalog(catalog_sample)

@@ -1,5 +1,5 @@
 """What the payment providers' events do to orders: each event type's handler,
-registered in the providers' dispatch tables from ``OrdersConfig.ready()``.
+listed in HANDLERS for ``OrdersConfig.ready()`` to register in the providers' dispatch tables.
 
 Standard Webhooks: ``{"type", "timestamp", "data": {order_id, amount,
 currency}}``, amounts in major units, the ``webhook-id`` as the payment's
@@ -14,7 +14,7 @@ from orders.models import Payment
 from orders.payments import PaymentFacts, payment_apply
 from webhooks import fields
 from webhooks.models import WebhookEvent
-from webhooks.providers import Verified, register_handler
+from webhooks.providers import Handle, Validate, Verified
 from webhooks.providers.stripe import event_object, major_units, payment_intent_id
 from webhooks.transport import InvalidWebhook
 
@@ -99,10 +99,11 @@ def stripe_charge_refunded(event: WebhookEvent) -> str:
     return payment_apply(provider=event.provider, facts=facts)
 
 
-def register_payment_handlers() -> None:
-    for event_type in STANDARD_KINDS:
-        register_handler("standard", event_type, standard_payment, validate=standard_validate)
-    register_handler("stripe", "payment_intent.succeeded", stripe_intent_succeeded)
-    register_handler("stripe", "checkout.session.completed", stripe_checkout_completed)
-    register_handler("stripe", "payment_intent.payment_failed", stripe_intent_failed)
-    register_handler("stripe", "charge.refunded", stripe_charge_refunded)
+# The dispatch-table entries OrdersConfig.ready() registers: (provider, event type, handler, intake check).
+HANDLERS: list[tuple[str, str, Handle, Validate | None]] = [
+    *(("standard", event_type, standard_payment, standard_validate) for event_type in STANDARD_KINDS),
+    ("stripe", "payment_intent.succeeded", stripe_intent_succeeded, None),
+    ("stripe", "checkout.session.completed", stripe_checkout_completed, None),
+    ("stripe", "payment_intent.payment_failed", stripe_intent_failed, None),
+    ("stripe", "charge.refunded", stripe_charge_refunded, None),
+]

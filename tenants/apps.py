@@ -12,9 +12,11 @@ class TenantsConfig(AppConfig):
         register_probe("ai", probe)
 
         # Stripe's invoice and subscription events keep Tenant.subscription_status current.
-        from tenants.billing import register_billing_handlers
+        from tenants.billing import SUBSCRIPTION_STATUS, stripe_subscription_event
+        from webhooks.providers import register_handler
 
-        register_billing_handlers()
+        for event_type in SUBSCRIPTION_STATUS:
+            register_handler("stripe", event_type, stripe_subscription_event)
 
         # GenerateBusinessProfile: an approved tenant gets an AI-written profile.
         # The job module is imported now so jobs queued under its old name find it.

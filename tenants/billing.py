@@ -7,7 +7,6 @@ from __future__ import annotations
 from tenants.services import tenant_subscription_set
 from webhooks import fields
 from webhooks.models import WebhookEvent
-from webhooks.providers import register_handler
 from webhooks.providers.stripe import event_object
 from webhooks.transport import InvalidWebhook
 
@@ -31,8 +30,3 @@ def stripe_subscription_event(event: WebhookEvent) -> str:
     if not updated:
         raise InvalidWebhook("no tenant for this subscription event")
     return f"tenant subscription {status}"
-
-
-def register_billing_handlers() -> None:
-    for event_type in SUBSCRIPTION_STATUS:
-        register_handler("stripe", event_type, stripe_subscription_event)

@@ -48,7 +48,9 @@ from tests.factories import OrderFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-OUR_APPS = frozenset({"queueing", "outbox", "orders", "tenants", "marketing", "analytics", "appointments", "config"})
+OUR_APPS = frozenset(
+    {"queueing", "outbox", "webhooks", "orders", "tenants", "marketing", "analytics", "appointments", "config"}
+)
 # Long-running processes: a bad argument must stop them before they start.
 PROCESSES = frozenset({"rqworker", "schedule_work", "queue_supervise", "outbox_process"})
 LOOPBACK = "http://127.0.0.1:9/"  # nothing listens there; no case may get as far as sending
@@ -125,7 +127,7 @@ def family(command: str, app: str) -> str:
         return "processes"
     if app == "queueing":
         return "queue"
-    if app in ("orders", "marketing"):
+    if app in ("orders", "marketing", "webhooks"):
         return "orders-marketing"
     return app  # outbox, analytics, config; a new app's commands need a Family of their own
 

@@ -11,7 +11,7 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-OUR_APPS = {"tenants", "orders", "appointments", "marketing", "outbox", "queueing"}
+OUR_APPS = {"tenants", "orders", "appointments", "marketing", "analytics", "webhooks", "outbox", "queueing"}
 
 
 def _changelists() -> list[str]:
@@ -32,6 +32,7 @@ def test_every_domain_model_is_in_the_admin() -> None:
         "orders.Product",
         "orders.Order",
         "orders.OrderItem",
+        "webhooks.WebhookEvent",
         "appointments.Appointment",
         "marketing.Subscriber",
         "marketing.Campaign",

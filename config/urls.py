@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
-from django.views.generic import TemplateView
+from django.views.generic import RedirectView, TemplateView
 from django_rq import stats_views
 from drf_spectacular.views import SpectacularAPIView
 
@@ -47,6 +47,11 @@ urlpatterns = [
     # rest of the admin. /metrics (METRICS_TOKEN) is the scrape endpoint.
     re_path(r"^admin/django_rq/dashboard/stats\.json/?", admin.site.admin_view(stats_views.stats_json)),
     re_path(r"^admin/django_rq/dashboard/metrics/?$", admin.site.admin_view(stats_views.prometheus_metrics)),
+    # Webhook events moved from orders to their own app: old bookmarks and alert e-mails still land.
+    re_path(
+        r"^admin/orders/webhookevent/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/webhooks/webhookevent/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),  # Prometheus; bearer METRICS_TOKEN

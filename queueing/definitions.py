@@ -240,7 +240,7 @@ def job(
 
 def registered() -> list[JobDefinition[Any, Any]]:
     """Every job definition imported so far (``queueing.drain.autodiscover_jobs`` imports them all)."""
-    return list(_registry.values())
+    return list({id(d): d for d in _registry.values()}.values())  # once each, aliases (``formerly``) aside
 
 
 def definition_for(func_name: str) -> JobDefinition[Any, Any] | None:

@@ -16,7 +16,9 @@ from webhooks.providers import handler_for
 log = logging.getLogger(__name__)
 
 # The outbox event that processes one stored webhook event (webhooks/apps.py routes it).
-PROCESS_EVENT = "webhook.received"
+# Named when only payments came in, and kept: relays and workers of an earlier
+# release, still running during a rolling deploy, route it.
+PROCESS_EVENT = "payment.webhook_received"
 AGGREGATE = "webhook_event"
 
 

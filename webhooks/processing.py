@@ -15,7 +15,7 @@ from webhooks.transport import InvalidWebhook
 
 
 def handle_webhook_event(event: Event) -> None:
-    """Outbox handler (``webhook.received`` → queue ``high``, 5 tries with backoff)."""
+    """Outbox handler (``payment.webhook_received`` → queue ``high``, 5 tries with backoff)."""
     webhook_process(webhook_event_id=int(event.payload["webhook_event_id"]))
 
 

@@ -62,10 +62,10 @@ class WebhookView(APIView):
             return _error(413, f"body over {MAX_BODY} bytes")
         try:
             verified = provider.verify(request.headers, raw)
-            check_identity(verified.event_id, verified.event_type)
             handler = provider.handlers.get(verified.event_type)
             if handler is not None and handler.validate is not None:
                 handler.validate(verified)  # an envelope its handler cannot use: a 400, not a failed event
+            check_identity(verified.event_id, verified.event_type)
         except InvalidWebhook as exc:
             return _error(400, str(exc))
         try:

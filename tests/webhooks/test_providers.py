@@ -4,6 +4,7 @@ and what intake and processing do with a type that has none."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -91,10 +92,14 @@ def test_the_apps_register_their_handlers_in_ready() -> None:
         assert handler is not None and handler.handle.__module__ == module
 
 
-def test_messages_published_under_the_old_event_name_are_still_processed() -> None:
-    """Before the move to this app the processing message was ``payment.webhook_received``."""
-    from outbox.routes import routes_for
+def test_delivery_jobs_naming_the_handlers_old_path_run_the_new_one() -> None:
+    """Before this app existed the handler lived in orders.webhook_services."""
+    from outbox.routes import current_handler, routes_for
 
-    old, new = routes_for("payment.webhook_received"), routes_for(PROCESS_EVENT)
-    assert [(r.handler, r.queue) for r in old] == [(r.handler, r.queue) for r in new]
-    assert [r.handler for r in new] == ["webhooks.processing.handle_webhook_event"]
+    assert [r.handler for r in routes_for(PROCESS_EVENT)] == ["webhooks.processing.handle_webhook_event"]
+    assert current_handler("orders.webhook_services.handle_webhook_event") == "webhooks.processing.handle_webhook_event"
+
+
+def test_the_admin_pages_old_address_redirects_to_the_new_one(client: Any) -> None:
+    response = client.get("/admin/orders/webhookevent/12/change/?x=1")
+    assert response.status_code == 302 and response["Location"] == "/admin/webhooks/webhookevent/12/change/?x=1"

@@ -59,7 +59,9 @@ def test_it_proves_processing_by_a_worker_and_leaves_no_event_behind(
     assert "answered 200" in output and "processed by a worker" in output and "(test event deleted)" in output
     assert not WebhookEvent.objects.exists()
     # Its outbox message went the whole way (and goes with the nightly prune).
-    assert list(OutboxMessage.objects.values_list("event_type", "status")) == [("webhook.received", "processed")]
+    assert list(OutboxMessage.objects.values_list("event_type", "status")) == [
+        ("payment.webhook_received", "processed")
+    ]
 
 
 def test_it_says_where_an_unprocessed_event_stopped_and_keeps_it(

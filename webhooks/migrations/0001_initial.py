@@ -3,21 +3,32 @@ from typing import Any
 from django.db import migrations, models
 
 
-def adopt_content_type(apps: Any, schema_editor: Any) -> None:
+def _move_content_type(apps: Any, source: str, target: str) -> None:
     """Keep the model's content type (and so the permissions granted on it and
-    the admin log): it moves from ``orders`` to ``webhooks`` instead of a new one."""
+    the admin log) when the model changes app, instead of starting a new one.
+    A row already under ``target`` (made by code that ran before this
+    migration, or left by an earlier rollback) holds no grants of its own: the
+    moved one replaces it."""
     ContentType = apps.get_model("contenttypes", "ContentType")
-    ContentType.objects.filter(app_label="orders", model="webhookevent").update(app_label="webhooks")
+    moving = ContentType.objects.filter(app_label=source, model="webhookevent")
+    if moving.exists():
+        ContentType.objects.filter(app_label=target, model="webhookevent").delete()
+        moving.update(app_label=target)
+
+
+def adopt_content_type(apps: Any, schema_editor: Any) -> None:
+    _move_content_type(apps, "orders", "webhooks")
 
 
 def return_content_type(apps: Any, schema_editor: Any) -> None:
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    ContentType.objects.filter(app_label="webhooks", model="webhookevent").update(app_label="orders")
+    _move_content_type(apps, "webhooks", "orders")
 
 
 class Migration(migrations.Migration):
     """WebhookEvent moves here from ``orders``: its table, constraint and index
-    already exist (orders 0002), so this changes Django's state only."""
+    already exist (orders 0002), so this changes Django's state only. Hence the
+    dependency on ``orders``, the one place this app depends on a domain app:
+    its table's history is there."""
 
     initial = True
 

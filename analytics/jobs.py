@@ -27,7 +27,7 @@ def _day_key(day: str | None = None) -> str:
     return day or yesterday().isoformat()
 
 
-@job(queue="default", timeout=120, tries=3, backoff=[10, 30], unique_for=300)
+@job(queue="ingestion", timeout=120, tries=3, backoff=[10, 30], unique_for=300)
 def record_interactions() -> int:
     """RecordInteraction: drain the tracking buffer into ``Interaction`` rows.
 

@@ -13,7 +13,7 @@ from queueing.definitions import job
 log = logging.getLogger(__name__)
 
 
-@job(timeout=600, tries=1)
+@job(queue="notifications", timeout=600, tries=1)
 def send_appointment_reminders() -> dict[str, int]:
     """Not retried as a whole: a failed send releases its claim, and the
     next hourly run (or this job run again) picks that appointment up."""

@@ -28,6 +28,7 @@ BENCHMARKS = [
     "bench.seed_orders",
     "bench.tracking",
     "bench.marketing",
+    "bench.isolation",
 ]
 
 _ONE = "--one"  # internal: run a single benchmark in this process

@@ -4,20 +4,29 @@ Later issues add their entries here (stale orders every 15 minutes, daily
 analytics, the outbox safety net...). Times are UTC.
 """
 
+from django.conf import settings
+
 from queueing.scheduler import Entry
 
+
+def _per_queue() -> list[Entry]:
+    """Entries every physical queue of the layout gets, on that queue itself."""
+    entries = []
+    for name in settings.RQ_QUEUES:
+        # Proves the queue is consumed: a no-op on it that stamps the time.
+        entries.append(Entry(f"queue-heartbeat-{name}", "queueing.jobs.heartbeat", every=60, args=(name,), queue=name))
+        # Alerts (queueing.alerts) on every queue, so a queue whose workers died is still
+        # reported by the others'; the Redis lock and the alert state make repeats no-ops.
+        entries.append(Entry(f"queue-alerts-{name}", "queueing.jobs.check_alerts", every=60, args=(name,), queue=name))
+    return entries
+
+
 SCHEDULE = [
-    # Proves each queue is consumed: a no-op on that queue that stamps the time.
-    Entry("queue-heartbeat-default", "queueing.jobs.heartbeat", every=60, args=("default",), queue="default"),
-    Entry("queue-heartbeat-high", "queueing.jobs.heartbeat", every=60, args=("high",), queue="high"),
+    *_per_queue(),
     # End to end: probe every queue, and check the previous probes ran.
     Entry("queue-smoke-test", "queueing.jobs.smoke_test", cron="*/5 * * * *"),
     # Job metrics: five minutes of per-minute Redis counters into PostgreSQL history.
     Entry("queue-snapshot", "queueing.jobs.snapshot", cron="*/5 * * * *"),
-    # Alerts (queueing.alerts): on both queues, so a queue whose workers died is still
-    # reported by the other's; the Redis lock and the alert state make the second pass a no-op.
-    Entry("queue-alerts-high", "queueing.jobs.check_alerts", every=60, args=("high",), queue="high"),
-    Entry("queue-alerts-default", "queueing.jobs.check_alerts", every=60, args=("default",), queue="default"),
     # SendAppointmentReminders: appointments starting 23–24 hours from now.
     Entry("appointment-reminders", "appointments.jobs.send_appointment_reminders", cron="0 * * * *"),
     # RecordInteraction: tracking hits buffered in Redis into Interaction rows, in batches.

@@ -9,6 +9,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, env, local_secret_key, per_queue, redis_url_with_timeouts
+from config.queue_layout import load_layout
 
 # Generic admin and queryset classes (ModelAdmin[Order]) at runtime.
 django_stubs_ext.monkeypatch()
@@ -170,16 +171,24 @@ REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
 
 
-# Both queues live on one Redis so one worker can drain `high` before `default`.
+# The queue layout (config/queue_layout.py; docs/queues/): the physical queues,
+# the routes from the logical queues jobs declare, and the worker pools. One
+# file, named by QUEUE_LAYOUT (vito, askproai, veloxfactory, qr, or a path);
+# all queues live on one Redis so one worker can drain `high` before `default`.
+QUEUE_LAYOUT = load_layout(env.str("QUEUE_LAYOUT", default="vito"), BASE_DIR)
 RQ_QUEUES = {
-    name: {
+    spec.name: {
         "URL": redis_url_with_timeouts(REDIS_URL, connect=REDIS_CONNECT_TIMEOUT, read=REDIS_SOCKET_TIMEOUT),
-        "DEFAULT_TIMEOUT": timeout,
+        "DEFAULT_TIMEOUT": spec.timeout,
         # Job arguments are JSON: plain ids and values, never pickles.
         "SERIALIZER": "rq.serializers.JSONSerializer",
     }
-    for name, timeout in (("high", 120), ("default", 600))
+    for spec in QUEUE_LAYOUT.queues.values()
 }
+# Logical queue -> physical queue, physical names included (each to itself).
+QUEUE_ROUTES = QUEUE_LAYOUT.routes
+# Attempts for jobs that declare no tries, per physical queue (else the worker's --tries).
+QUEUE_DEFAULT_TRIES = {spec.name: spec.tries for spec in QUEUE_LAYOUT.queues.values() if spec.tries}
 # django-rq's queue/job/worker views inside the admin (/admin/django_rq/dashboard/),
 # behind the same superuser gate as the rest of the admin.
 RQ_SHOW_ADMIN_LINK = True
@@ -200,8 +209,12 @@ OUTBOX_LAG_ALERT_SECONDS = env.int("OUTBOX_LAG_ALERT_SECONDS", default=300)
 # than its limit, its oldest job waiting longer than its limit, more than RATE of
 # attempts failing over 5 minutes (only once at least MIN_JOBS ran, so one failure
 # in two jobs pages nobody), no live worker, a status provider's problem.
-QUEUE_ALERT_DEPTH = per_queue("QUEUE_ALERT_DEPTH", {name: 1000 for name in RQ_QUEUES}, RQ_QUEUES)
-QUEUE_ALERT_WAIT_SECONDS = per_queue("QUEUE_ALERT_WAIT_SECONDS", {"default": 300, "high": 60}, RQ_QUEUES)
+QUEUE_ALERT_DEPTH = per_queue(
+    "QUEUE_ALERT_DEPTH", {q.name: q.alert_depth for q in QUEUE_LAYOUT.queues.values()}, RQ_QUEUES
+)
+QUEUE_ALERT_WAIT_SECONDS = per_queue(
+    "QUEUE_ALERT_WAIT_SECONDS", {q.name: q.alert_wait for q in QUEUE_LAYOUT.queues.values()}, RQ_QUEUES
+)
 QUEUE_ALERT_FAILURE_RATE = env.float("QUEUE_ALERT_FAILURE_RATE", default=0.05)
 QUEUE_ALERT_FAILURE_MIN_JOBS = env.int("QUEUE_ALERT_FAILURE_MIN_JOBS", default=20)
 # A condition that stays firing is e-mailed again after this many seconds, never sooner.
@@ -217,43 +230,15 @@ RQ = {
 }
 
 # The workers `manage.py queue_supervise` runs (Horizon's supervisors; docs/runtime.md
-# "The queue master"). Keys per supervisor: name, queues, balance ("auto" |
-# "simple" | "off"), processes (simple/off), min_processes (per queue) and
-# max_processes (in total), balance_max_shift, balance_cooldown (s),
-# auto_scaling_strategy ("time" | "size") for auto; worker options tries,
-# backoff, timeout, max_jobs, max_time, memory, sleep, nice. No timeout: each
-# queue's DEFAULT_TIMEOUT applies. QUEUE_SUPERVISORS_JSON (the same list as
-# JSON) replaces it, e.g. for one host or a test.
-QUEUE_SUPERVISORS = [
-    {
-        # General jobs (e-mails, analytics, reports, media): 1–3 processes by backlog.
-        "name": "default",
-        "queues": ["default"],
-        "balance": "auto",
-        "min_processes": 1,
-        "max_processes": 3,
-        "balance_max_shift": 1,
-        "balance_cooldown": 3,
-        "auto_scaling_strategy": "time",
-        "tries": 3,
-        "sleep": 3,
-        "max_jobs": 1000,
-        "max_time": 3600,
-        "memory": 256,
-    },
-    {
-        # Time-sensitive work (payments, webhooks): `high` first, then `default`.
-        "name": "high",
-        "queues": ["high", "default"],
-        "balance": "off",
-        "processes": 1,
-        "tries": 5,
-        "sleep": 1,
-        "max_jobs": 500,
-        "max_time": 3600,
-        "memory": 256,
-    },
-]
+# "The queue master"): the layout's [pools.*] tables. Keys per supervisor: name,
+# queues, balance ("auto" | "simple" | "off"), processes (simple/off),
+# min_processes (per queue) and max_processes (in total), balance_max_shift,
+# balance_cooldown (s), auto_scaling_strategy ("time" | "size") for auto;
+# borrow_max_timeout (off, several queues); worker options tries, backoff,
+# timeout, max_jobs, max_time, memory, sleep, nice. No timeout: each queue's
+# own applies. QUEUE_SUPERVISORS_JSON (the same list as JSON) replaces it,
+# e.g. for one host or a test.
+QUEUE_SUPERVISORS = QUEUE_LAYOUT.pools
 if _supervisors_json := env.str("QUEUE_SUPERVISORS_JSON", default=""):
     try:
         QUEUE_SUPERVISORS = json.loads(_supervisors_json)

@@ -92,7 +92,7 @@ def _failed(exc: BaseException, tenant_id: int, delivery_id: int, *_: object, **
 
 
 @job(
-    queue="default",
+    queue="notifications",
     tries=3,
     # A refusing or unreachable relay usually recovers within minutes.
     backoff=Exponential(base=60, cap=900),

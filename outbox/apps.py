@@ -12,6 +12,11 @@ class OutboxConfig(AppConfig):
         # apps register theirs in their own AppConfig.ready.
         for module in getattr(settings, "OUTBOX_ROUTE_MODULES", []):
             import_module(module)
+        # Each route's handler queue, for `manage.py check` and queue_topology.
+        from outbox.routes import declared_queues
+        from queueing.topology import register_source
+
+        register_source("outbox", declared_queues)
         from outbox.status import outbox_status
         from queueing.status import register
 

@@ -48,7 +48,7 @@ PRUNE_SLICE = 240
 PRUNE_BATCH = 1000  # rows per DELETE
 
 
-@job(timeout=PRUNE_SLICE + 60, unique_for=3600, unique_until_processing=True)
+@job(queue="maintenance", timeout=PRUNE_SLICE + 60, unique_for=3600, unique_until_processing=True)
 def prune(days: int = 7, before: str | None = None) -> int:
     """Daily at 04:00: delete processed messages older than ``days``, a slice at a time.
 

@@ -68,5 +68,14 @@ def routes_for(event_type: str) -> list[Route]:
     return list(_routes.get(event_type, ()))
 
 
+def declared_queues() -> list[tuple[str, str]]:
+    """(what, logical queue) of every route: the delivery jobs it dispatches land there."""
+    return [
+        (f"outbox route {event_type} -> {r.handler}", r.queue)
+        for event_type, entries in _routes.items()
+        for r in entries
+    ]
+
+
 def all_routes() -> dict[str, list[Route]]:
     return {k: list(v) for k, v in _routes.items()}

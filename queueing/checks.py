@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Warning
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 
 from queueing.definitions import registered
 from queueing.drain import autodiscover_jobs, longest_job
+from queueing.scheduler import scheduled_work
 from queueing.supervisor import parse_supervisors
+from queueing.topology import declared_work, routes, unrouted
 
 
 def drain_covers_jobs(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
@@ -39,4 +41,24 @@ def drain_covers_jobs(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
             f"{longest.drain}; supervisord's stopwaitsecs for queue_supervise must be longer still.",
             id="queueing.W001",
         )
+    ]
+
+
+def queues_are_routed(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
+    """Every job, outbox route and schedule entry names a routed logical queue.
+
+    (That every queue has a pool is the layout file's own check, at load; a
+    host's QUEUE_SUPERVISORS_JSON may serve only some queues on purpose.)
+    """
+    autodiscover_jobs()
+    declared = declared_work(registered()) + scheduled_work()
+    layout = getattr(settings, "QUEUE_LAYOUT", None)
+    where = f"the [routes] of {layout.path}" if layout is not None else "settings.QUEUE_ROUTES"
+    return [
+        Error(
+            f"{found.what} declares queue {found.queue!r}, which has no route: its dispatches would fail.",
+            hint=f'Add `{found.queue} = "<queue>"` to {where}, or declare one of: {", ".join(routes())}.',
+            id="queueing.E001",
+        )
+        for found in unrouted(declared)
     ]

@@ -48,8 +48,20 @@ class Claimed:
     fields: dict[Any, Any]  # the job hash, read in the same call
 
 
-def claim(conn: Redis, queues: Sequence[Queue], *, worker_name: str, started_at: datetime) -> Claimed | None:
-    """Take the first job of ``queues`` (in order) and claim it, atomically."""
+def claim(
+    conn: Redis,
+    queues: Sequence[Queue],
+    *,
+    worker_name: str,
+    started_at: datetime,
+    borrow_max_timeout: int | None = None,
+    own_first: str | None = None,
+) -> Claimed | None:
+    """Take the first job of ``queues`` (in order) and claim it, atomically.
+
+    ``borrow_max_timeout``: from the queues after the worker's ``own_first``
+    (from all of them when that one is paused, so not in ``queues``), only a
+    head job whose timeout is at most this many seconds (the high worker's rule)."""
     if not queues:
         return None
     execution = uuid.uuid4().hex
@@ -58,7 +70,15 @@ def claim(conn: Redis, queues: Sequence[Queue], *, worker_name: str, started_at:
         [q.key for q in queues],
         [q.started_job_registry.key for q in queues],
         [keys.claims(q.name) for q in queues],
-        [time.time(), time.time() + CLAIM_TTL, worker_name, utcformat(started_at), execution],
+        [
+            time.time(),
+            time.time() + CLAIM_TTL,
+            worker_name,
+            utcformat(started_at),
+            execution,
+            "" if borrow_max_timeout is None else borrow_max_timeout,
+            2 if own_first is None or queues[0].name == own_first else 1,
+        ],
     )
     if result is None:
         return None

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import django_rq
+from django.conf import settings
 from django.db import transaction
 from redis import Redis
 from rq import Queue, Retry
@@ -18,6 +19,7 @@ from rq.job import Job
 
 from queueing import unique
 from queueing.definitions import JobDefinition, backoff_delays
+from queueing.topology import default_tries, physical_queue
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def get_queue(name: str) -> Queue:
 def redis_connection() -> Redis:
     """The Redis connection of this process: the one every part of the runtime
     uses (all queues share one server; its timeouts come from settings)."""
-    return get_queue("default").connection
+    return get_queue(next(iter(settings.RQ_QUEUES))).connection
 
 
 def check_json(definition: JobDefinition[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> None:
@@ -84,23 +86,28 @@ def check_json(definition: JobDefinition[Any, Any], args: Sequence[Any], kwargs:
 FAILURE_TTL = 7 * 24 * 3600  # RQ's failed registry keeps a week, like the ledger's default view
 
 
-def _job_options(definition: JobDefinition[Any, Any], job_id: str) -> dict[str, Any]:
-    """The RQ job options a definition implies; one place for create_job and prepare_data."""
-    retries = (definition.tries or 1) - 1
+def _job_options(definition: JobDefinition[Any, Any], job_id: str, physical: str) -> dict[str, Any]:
+    """The RQ job options a definition implies on queue ``physical``; one place
+    for create_job and prepare_data. Tries: the job's, else its queue's (the
+    layout), else — left unset here — the worker's ``--tries``."""
+    tries = definition.tries or default_tries(physical)
+    retries = (tries or 1) - 1
     return {
         "timeout": definition.timeout,
         "result_ttl": definition.result_ttl,
         "failure_ttl": FAILURE_TTL,
         "job_id": job_id,
         "retry": Retry(max=retries, interval=backoff_delays(definition.backoff, retries)) if retries else None,
-        "meta": {"tries": definition.tries} if definition.tries else None,
+        "meta": {"tries": tries} if tries else None,
     }
 
 
 def _build(
     definition: JobDefinition[Any, Any], queue: Queue, args: Sequence[Any], kwargs: dict[str, Any], job_id: str
 ) -> Job:
-    return queue.create_job(definition.name, args=list(args), kwargs=kwargs, **_job_options(definition, job_id))
+    return queue.create_job(
+        definition.name, args=list(args), kwargs=kwargs, **_job_options(definition, job_id, queue.name)
+    )
 
 
 def _enqueue_now(
@@ -110,7 +117,8 @@ def _enqueue_now(
     job_id: str,
     when: datetime | None,
 ) -> Dispatch:
-    queue = get_queue(definition.queue)
+    physical = physical_queue(definition.queue)
+    queue = get_queue(physical)
     if definition.is_unique:
         holder = unique.acquire(
             queue.connection,
@@ -120,13 +128,13 @@ def _enqueue_now(
         )
         if holder is not None:
             log.info("%s not dispatched: unique job %s already queued or running", definition.name, holder)
-            return Dispatch(job_id, definition.name, definition.queue, "duplicate", duplicate_of=holder)
+            return Dispatch(job_id, definition.name, physical, "duplicate", duplicate_of=holder)
     job = _build(definition, queue, args, kwargs, job_id)
     if when is not None:
         queue.schedule_job(job, when)
-        return Dispatch(job_id, definition.name, definition.queue, "scheduled")
+        return Dispatch(job_id, definition.name, physical, "scheduled")
     queue.enqueue_job(job)
-    return Dispatch(job_id, definition.name, definition.queue, "queued")
+    return Dispatch(job_id, definition.name, physical, "queued")
 
 
 def dispatch(
@@ -139,6 +147,7 @@ def dispatch(
 ) -> Dispatch:
     """Enqueue now, or — inside ``transaction.atomic()`` — when it commits (never on rollback)."""
     check_json(definition, args, kwargs)
+    physical = physical_queue(definition.queue)  # an unrouted queue fails here, not after commit
     when = None
     if delay is not None:
         when = datetime.now(UTC) + delay
@@ -149,12 +158,13 @@ def dispatch(
     job_id = uuid.uuid4().hex
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(lambda: _enqueue_now(definition, args, kwargs, job_id, when))
-        return Dispatch(job_id, definition.name, definition.queue, "on_commit")
+        return Dispatch(job_id, definition.name, physical, "on_commit")
     return _enqueue_now(definition, args, kwargs, job_id, when)
 
 
 def _enqueue_chunk(definition: JobDefinition[Any, Any], calls: list[tuple[str, Sequence[Any]]]) -> list[Dispatch]:
-    queue = get_queue(definition.queue)
+    physical = physical_queue(definition.queue)
+    queue = get_queue(physical)
     conn = queue.connection
     results: list[Dispatch] = []
     if definition.is_unique:
@@ -174,16 +184,18 @@ def _enqueue_chunk(definition: JobDefinition[Any, Any], calls: list[tuple[str, S
                 winners.append((job_id, args))
             else:
                 log.info("%s not dispatched: unique key %s taken", definition.name, definition.lock_key(args, {}))
-                results.append(Dispatch(job_id, definition.name, definition.queue, "duplicate"))
+                results.append(Dispatch(job_id, definition.name, physical, "duplicate"))
         calls = winners
     with conn.pipeline() as pipe:
         datas = [
-            Queue.prepare_data(definition.name, args=list(args), kwargs={}, **_job_options(definition, job_id))
+            Queue.prepare_data(
+                definition.name, args=list(args), kwargs={}, **_job_options(definition, job_id, physical)
+            )
             for job_id, args in calls
         ]
         queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
-    results.extend(Dispatch(job_id, definition.name, definition.queue, "queued") for job_id, _ in calls)
+    results.extend(Dispatch(job_id, definition.name, physical, "queued") for job_id, _ in calls)
     return results
 
 
@@ -191,6 +203,7 @@ def dispatch_many(
     definition: JobDefinition[Any, Any], calls: Sequence[Sequence[Any]], *, chunk_size: int = 1000
 ) -> list[Dispatch]:
     """Fan-out: one Redis round trip per ``chunk_size`` jobs (two for unique jobs)."""
+    physical = physical_queue(definition.queue)
     prepared: list[tuple[str, Sequence[Any]]] = []
     for args in calls:
         check_json(definition, args, {})
@@ -205,7 +218,7 @@ def dispatch_many(
 
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(run)
-        return [Dispatch(job_id, definition.name, definition.queue, "on_commit") for job_id, _ in prepared]
+        return [Dispatch(job_id, definition.name, physical, "on_commit") for job_id, _ in prepared]
     return run()
 
 
@@ -244,8 +257,11 @@ def enqueue_batch_rollback_unsafe(items: Sequence[tuple[JobDefinition[Any, Any],
     by_queue: dict[str, list[Any]] = {}
     for definition, args, job_id in items:
         check_json(definition, args, {})
-        by_queue.setdefault(definition.queue, []).append(
-            Queue.prepare_data(definition.name, args=list(args), kwargs={}, **_job_options(definition, job_id))
+        physical = physical_queue(definition.queue)
+        by_queue.setdefault(physical, []).append(
+            Queue.prepare_data(
+                definition.name, args=list(args), kwargs={}, **_job_options(definition, job_id, physical)
+            )
         )
     if not by_queue:
         return

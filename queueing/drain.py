@@ -21,6 +21,7 @@ from django.apps import apps
 
 from queueing.definitions import JobDefinition, registered
 from queueing.supervisor import SupervisorConfig
+from queueing.topology import routes
 
 # Past the longest timeout: the worker notices the timeout, settles the job
 # (ledger, retry) and exits; the master's own interrupt comes 5 s before the end.
@@ -62,15 +63,19 @@ def longest_job(
 
     The effective timeout is the worker's: the job's own declaration, else the
     supervisor's ``timeout``, else the queue's ``DEFAULT_TIMEOUT``; a job
-    enqueued without a declaration (plain RQ) gets the latter two.
+    enqueued without a declaration (plain RQ) gets the latter two. A pool that
+    borrows (``borrow_max_timeout``) takes nothing longer from its later queues.
     """
     definitions = list(definitions)
+    routed = routes()
     longest: LongestJob | None = None
     for config in supervisors:
-        for queue in config.queues:
+        for index, queue in enumerate(config.queues):
             fallback = int(config.timeout or queues.get(queue, {}).get("DEFAULT_TIMEOUT") or 180)
             candidates = [(fallback, f"jobs without a timeout on {queue!r}")]
-            candidates += [(int(d.timeout or fallback), d.name) for d in definitions if d.queue == queue]
+            candidates += [(int(d.timeout or fallback), d.name) for d in definitions if routed.get(d.queue) == queue]
+            if index and config.borrow_max_timeout:
+                candidates = [c for c in candidates if c[0] <= config.borrow_max_timeout]
             for seconds, what in candidates:
                 if longest is None or seconds > longest.seconds:
                     longest = LongestJob(seconds, what, config.name)

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
+from django.conf import settings
+from django.utils.module_loading import import_string
 from redis import Redis
 
 from queueing import keys, reaper, scripts
@@ -115,3 +117,10 @@ class Scheduler:
                 # Redis or PostgreSQL away: keep `last`, so missed ticks fire on recovery.
                 log.exception("scheduler pass failed; retrying")
             time.sleep(max(0.05, interval - (time.time() - now)))
+
+
+def scheduled_work() -> list[tuple[str, str]]:
+    """(what, logical queue) of the schedule's entries that name their queue."""
+    path = getattr(settings, "QUEUE_SCHEDULE", None)
+    entries: Sequence[Entry] = import_string(path) if path else []
+    return [(f"schedule entry {e.name}", e.queue) for e in entries if e.queue]

@@ -15,11 +15,32 @@ from rq.utils import utcformat
 # (and then the reaper finds it), never in between.
 # KEYS: queue keys..., started-registry keys..., claim zsets... (n each).
 # ARGV: now, score (expiry of the claim), worker name, started_at (RQ format),
-#       execution id.
+#       execution id, borrow limit ('' or seconds: from queue ARGV[7] on —
+#       every queue after the worker's own first — take the head job only if
+#       its timeout is at most this; a job with a longer, unlimited (-1) or
+#       unknown timeout stays for the workers whose first queue that is, and
+#       so does everything behind it), the index the limit starts at.
 _CLAIM = """
 local n = #KEYS / 3
+local limit = tonumber(ARGV[6])
+local limit_from = tonumber(ARGV[7]) or 2
 for i = 1, n do
-  local id = redis.call('LPOP', KEYS[i])
+  local id
+  if limit and i >= limit_from then
+    id = redis.call('LINDEX', KEYS[i], 0)
+    while id and redis.call('EXISTS', 'rq:job:' .. id) == 0 do
+      redis.call('LPOP', KEYS[i])  -- a job deleted while queued: drop it, as below
+      id = redis.call('LINDEX', KEYS[i], 0)
+    end
+    local t = id and tonumber(redis.call('HGET', 'rq:job:' .. id, 'timeout'))
+    if id and t and t > 0 and t <= limit then
+      id = redis.call('LPOP', KEYS[i])
+    else
+      id = nil
+    end
+  else
+    id = redis.call('LPOP', KEYS[i])
+  end
   while id do
     local jk = 'rq:job:' .. id
     if redis.call('EXISTS', jk) == 1 then

@@ -94,6 +94,7 @@ def _redispatch_now(rows: list[FailedJob]) -> list[str]:
     (grouped, in bulk), others (plain RQ functions) as they were."""
     from queueing.definitions import definition_for
     from queueing.dispatch import enqueue_now_rollback_unsafe, get_queue
+    from queueing.topology import physical_queue
 
     grouped: dict[str, list[FailedJob]] = {}
     new_ids = []
@@ -101,7 +102,10 @@ def _redispatch_now(rows: list[FailedJob]) -> list[str]:
         if definition_for(row.job_name) is not None:
             grouped.setdefault(row.job_name, []).append(row)
         else:
-            job = get_queue(row.queue).enqueue_call(row.job_name, args=list(row.args), kwargs=dict(row.kwargs))
+            # Its queue by name; after a layout change that dropped it, its route.
+            job = get_queue(physical_queue(row.queue)).enqueue_call(
+                row.job_name, args=list(row.args), kwargs=dict(row.kwargs)
+            )
             new_ids.append(job.id)
     for name, group in grouped.items():
         definition = definition_for(name)
@@ -118,8 +122,10 @@ def failed_job_forget(*, ids: Iterable[int]) -> int:
 
 
 @transaction.atomic
-def failed_job_flush(*, older_than_hours: int | None = None) -> int:
+def failed_job_flush(*, older_than_hours: int | None = None, queue: str | None = None) -> int:
     rows = FailedJob.objects.all()
+    if queue is not None:
+        rows = rows.filter(queue=queue)
     if older_than_hours is not None:
         rows = rows.filter(failed_at__lt=timezone.now() - timedelta(hours=older_than_hours))
     deleted, _ = rows.delete()

@@ -60,6 +60,7 @@ class VitoWorker(SimpleWorker):
         tries: int = 1,
         backoff: Backoff = None,
         timeout: int | None = None,
+        borrow_max_timeout: int | None = None,
         all_queues: Sequence[Queue] = (),
         **kwargs: Any,
     ) -> None:
@@ -71,6 +72,7 @@ class VitoWorker(SimpleWorker):
         self.default_tries = tries
         self.default_backoff = backoff
         self.default_job_timeout = timeout
+        self.borrow_max_timeout = borrow_max_timeout  # from later queues, only jobs this short
         self.reap_queues = list(all_queues) or list(self.queues)
         self.jobs_done = 0
         self.exit_reason = ""
@@ -212,7 +214,14 @@ class VitoWorker(SimpleWorker):
 
     def _claim(self) -> tuple[Job, Queue, str] | None:
         started_at = now()
-        claimed = claims.claim(self.connection, self._active_queues(), worker_name=self.name, started_at=started_at)
+        claimed = claims.claim(
+            self.connection,
+            self._active_queues(),
+            worker_name=self.name,
+            started_at=started_at,
+            borrow_max_timeout=self.borrow_max_timeout,
+            own_first=self.queues[0].name,
+        )
         if claimed is None:
             return None
         job = Job(claimed.job_id, connection=self.connection, serializer=self.serializer)

@@ -12,13 +12,14 @@ class WebhooksConfig(AppConfig):
         from webhooks.smoke import PROVIDER, SMOKE_TYPE, smoke_handle
         from webhooks.status import webhook_status
 
-        # Stored events are processed on the `high` queue (5 tries, backoff).
+        # Stored events are processed on the logical queue `webhooks` (`high` in
+        # Vito's layout, `webhooks` in AskProAI's; 5 tries, backoff).
         # Before this app existed the handler lived in orders: delivery jobs
         # queued under that path before an upgrade still run (once).
         route(
             PROCESS_EVENT,
             "webhooks.processing.handle_webhook_event",
-            queue="high",
+            queue="webhooks",
             formerly=["orders.webhook_services.handle_webhook_event"],
         )
         register("webhooks", webhook_status)

@@ -146,7 +146,7 @@ def recent_jobs(conn: Redis, *, search: str = "") -> list[dict[str, Any]]:
         # Jobs that keep a result (result_ttl > 0) are in RQ's finished registry as well.
         finished = queue.finished_job_registry.get_job_ids(0, RECENT_PER_SOURCE - 1, desc=True, cleanup=False)
         wanted += [(name, i) for i in finished]
-    serializer = get_queue("default").serializer
+    serializer = get_queue(next(iter(selectors.queue_names()))).serializer
     fetched = Job.fetch_many([job_id for _, job_id in wanted], connection=conn, serializer=serializer)
     needle = search.lower()
     rows: list[dict[str, Any]] = []

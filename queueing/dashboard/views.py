@@ -22,6 +22,7 @@ from queueing import control, selectors, status, unique
 from queueing.dashboard import panels
 from queueing.dashboard.access import can_operate_dashboard, dashboard_access, dashboard_operate
 from queueing.dashboard.filters import Filters, failed_queryset
+from queueing.dashboard.layout import layout_rows
 from queueing.dispatch import redis_connection
 from queueing.models import FailedJob
 from queueing.services import audit_record, failed_job_flush, failed_job_forget, failed_job_retry, failed_jobs_target
@@ -70,6 +71,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
     return {
         **admin.site.each_context(request),
         **panels.live(redis_connection(), filters),
+        "layout": layout_rows(),
         "title": "Queue dashboard",
         "can_operate": can_operate_dashboard(request.user),
         "filters": filters,

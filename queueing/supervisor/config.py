@@ -32,6 +32,10 @@ class SupervisorConfig:
     memory: float | None = None
     sleep: float = 3.0
     nice: int = 0
+    # balance off, several queues: a job from a queue after the first is taken
+    # only when its timeout is at most this (so the first queue never waits
+    # behind an export); None takes anything, as Laravel's --queue=high,default.
+    borrow_max_timeout: int | None = None
 
     def worker_flags(self) -> list[str]:
         """The ``rqworker`` options every child of this supervisor gets."""
@@ -42,6 +46,7 @@ class SupervisorConfig:
             "--max-jobs": self.max_jobs,
             "--max-time": self.max_time,
             "--memory": self.memory,
+            "--borrow-max-timeout": self.borrow_max_timeout,
         }
         for flag, value in optional.items():
             if value is not None:
@@ -70,6 +75,15 @@ _BACKOFF = re.compile(r"^(\d+(,\d+)*|exp:\d+(\.\d+)?:\d+(\.\d+)?)$")
 _SCALING_KEYS = {"min_processes", "max_processes", "balance_max_shift", "balance_cooldown", "auto_scaling_strategy"}
 
 
+class SupervisorConfigError(ImproperlyConfigured):
+    """A QUEUE_SUPERVISORS problem; ``key`` names the offending key when there is one
+    (a layout file turns it into a line number)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class _Entry:
     """Reads one QUEUE_SUPERVISORS entry, naming the entry and key in every error."""
 
@@ -80,8 +94,8 @@ class _Entry:
         name = raw.get("name")
         self.where = f"QUEUE_SUPERVISORS[{index}]" + (f" ({name!r})" if name else "")
 
-    def fail(self, problem: str) -> ImproperlyConfigured:
-        return ImproperlyConfigured(f"{self.where}: {problem}")
+    def fail(self, problem: str, key: str | None = None) -> SupervisorConfigError:
+        return SupervisorConfigError(f"{self.where}: {problem}", key)
 
     def number(self, key: str, default: float | None, *, minimum: float, whole: bool = False) -> float | None:
         value = self.raw.get(key, default)
@@ -90,9 +104,9 @@ class _Entry:
         # bool is an int to Python, never to an operator.
         if isinstance(value, bool) or not isinstance(value, int | float) or (whole and value != int(value)):
             kind = "a whole number" if whole else "a number"
-            raise self.fail(f"{key} must be {kind}, got {value!r}")
+            raise self.fail(f"{key} must be {kind}, got {value!r}", key)
         if value < minimum:
-            raise self.fail(f"{key} must be at least {minimum:g}, got {value!r}")
+            raise self.fail(f"{key} must be at least {minimum:g}, got {value!r}", key)
         return float(value)
 
     def whole(self, key: str, default: int, *, minimum: int) -> int:
@@ -101,19 +115,21 @@ class _Entry:
     def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
         value = self.raw.get(key, default)
         if value not in choices:
-            raise self.fail(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+            raise self.fail(f"{key} must be one of {', '.join(choices)}; got {value!r}", key)
         return str(value)
 
 
 def _queues(entry: _Entry, known_queues: Collection[str]) -> tuple[str, ...]:
     queues = entry.raw.get("queues")
     if not isinstance(queues, list | tuple) or not queues or not all(isinstance(q, str) for q in queues):
-        raise entry.fail(f"queues must be a non-empty list of queue names, got {queues!r}")
+        raise entry.fail(f"queues must be a non-empty list of queue names, got {queues!r}", "queues")
     unknown = [q for q in queues if q not in known_queues]
     if unknown:
-        raise entry.fail(f"unknown queue(s) {', '.join(unknown)}; RQ_QUEUES has {', '.join(known_queues)}")
+        raise entry.fail(
+            f"unknown queue(s) {', '.join(unknown)}; the declared queues are {', '.join(known_queues)}", "queues"
+        )
     if len(set(queues)) != len(queues):
-        raise entry.fail(f"queues lists a queue twice: {queues!r}")
+        raise entry.fail(f"queues lists a queue twice: {queues!r}", "queues")
     return tuple(queues)
 
 
@@ -121,12 +137,12 @@ def _check_keys(entry: _Entry, balance: str) -> None:
     allowed = {f.name for f in SupervisorConfig.__dataclass_fields__.values()}
     unknown = sorted(set(entry.raw) - allowed)
     if unknown:
-        raise entry.fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise entry.fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}", unknown[0])
     if balance == "auto" and "processes" in entry.raw:
-        raise entry.fail("balance auto takes min_processes/max_processes, not processes")
+        raise entry.fail("balance auto takes min_processes/max_processes, not processes", "processes")
     misplaced = sorted(_SCALING_KEYS & set(entry.raw))
     if balance != "auto" and misplaced:
-        raise entry.fail(f"{', '.join(misplaced)} only apply to balance auto (this one is {balance!r})")
+        raise entry.fail(f"{', '.join(misplaced)} only apply to balance auto (this one is {balance!r})", misplaced[0])
 
 
 def _balance_of(entry: _Entry) -> Balance:
@@ -139,20 +155,20 @@ def _balance_of(entry: _Entry) -> Balance:
         return "simple"
     if value == "off":
         return "off"
-    raise entry.fail(f"balance must be one of auto, simple, off (or false); got {raw!r}")
+    raise entry.fail(f"balance must be one of auto, simple, off (or false); got {raw!r}", "balance")
 
 
 def parse_supervisor(index: int, raw: object, known_queues: Collection[str]) -> SupervisorConfig:
     entry = _Entry(index, raw)
     name = entry.raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
-        raise entry.fail(f"name must be a word (letters, digits, _ . -), got {name!r}")
+        raise entry.fail(f"name must be a word (letters, digits, _ . -), got {name!r}", "name")
     balance = _balance_of(entry)
     _check_keys(entry, balance)
     queues = _queues(entry, known_queues)
     backoff = entry.raw.get("backoff")
     if backoff is not None and not (isinstance(backoff, str) and _BACKOFF.match(backoff)):
-        raise entry.fail(f"backoff must be like '10,30,60' or 'exp:BASE:CAP', got {backoff!r}")
+        raise entry.fail(f"backoff must be like '10,30,60' or 'exp:BASE:CAP', got {backoff!r}", "backoff")
     config = SupervisorConfig(
         name=name,
         queues=queues,
@@ -173,6 +189,7 @@ def parse_supervisor(index: int, raw: object, known_queues: Collection[str]) -> 
         memory=entry.number("memory", None, minimum=1),
         sleep=float(entry.number("sleep", 3.0, minimum=1) or 3.0),
         nice=entry.whole("nice", 0, minimum=0),
+        borrow_max_timeout=_optional_int(entry.number("borrow_max_timeout", None, minimum=1, whole=True)),
     )
     _check_counts(entry, config)
     return config
@@ -184,7 +201,7 @@ def _optional_int(value: float | None) -> int | None:
 
 def _check_counts(entry: _Entry, config: SupervisorConfig) -> None:
     if config.nice > 19:
-        raise entry.fail(f"nice must be between 0 and 19, got {config.nice}")
+        raise entry.fail(f"nice must be between 0 and 19, got {config.nice}", "nice")
     n = len(config.queues)
     if config.balance == "auto":
         if "max_processes" not in entry.raw:
@@ -192,10 +209,19 @@ def _check_counts(entry: _Entry, config: SupervisorConfig) -> None:
         if config.max_processes < config.min_processes * n:
             raise entry.fail(
                 f"max_processes {config.max_processes} is below min_processes {config.min_processes} "
-                f"× {n} queue(s); raise max_processes or lower min_processes"
+                f"× {n} queue(s); raise max_processes or lower min_processes",
+                "max_processes",
             )
     if config.balance == "simple" and config.processes < n:
-        raise entry.fail(f"balance simple splits processes across its {n} queues: give at least {n} processes")
+        raise entry.fail(
+            f"balance simple splits processes across its {n} queues: give at least {n} processes", "processes"
+        )
+    if config.borrow_max_timeout is not None and (config.balance != "off" or n < 2):
+        raise entry.fail(
+            "borrow_max_timeout applies to balance off with several queues (each child of auto or simple "
+            "works one queue)",
+            "borrow_max_timeout",
+        )
 
 
 def parse_supervisors(raw: object, known_queues: Collection[str]) -> list[SupervisorConfig]:

@@ -121,3 +121,16 @@ def needs_database(tag: str) -> None:
 
     connection.ensure_connection()
     _r().rpush("t:effects", tag)
+
+
+@job(timeout=30)
+def quick(tag: str) -> None:
+    """A short job (30 s timeout): one a borrowing high worker may take."""
+    _r().rpush("t:quick", tag)
+
+
+@job(timeout=1800, tries=1)
+def long_running(tag: str, seconds: float) -> None:
+    """A job declared to run up to 30 minutes, like an export."""
+    _r().rpush("t:long", tag)
+    time.sleep(seconds)

@@ -77,6 +77,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--backoff", type=_backoff, help="retry delays for those jobs: 10,30,60 or exp:BASE:CAP")
         parser.add_argument("--timeout", type=_positive_int, help="seconds a job may run when it declares none")
+        parser.add_argument(
+            "--borrow-max-timeout",
+            type=_positive_int,
+            metavar="SECONDS",
+            help="from every queue after the first, take only jobs whose timeout is at most this "
+            "(a high worker that helps with short default jobs but never sits in a long one)",
+        )
         # Accepted for compatibility with django-rq's command line; jobs are always JSON.
         parser.add_argument("--serializer", help=argparse.SUPPRESS)
         parser.add_argument("--worker-class", help=argparse.SUPPRESS)
@@ -105,6 +112,7 @@ class Command(BaseCommand):
             tries=options["tries"],
             backoff=options["backoff"],
             timeout=options["timeout"],
+            borrow_max_timeout=options["borrow_max_timeout"],
             all_queues=[get_queue(n) for n in settings.RQ_QUEUES],
         )
         level = {0: "WARNING", 1: "INFO"}.get(options["verbosity"], "DEBUG")

@@ -140,6 +140,7 @@ def valid_args(seed: Seed) -> dict[str, tuple[str, ...]]:
         "campaign_send": (str(seed.campaign),),
         "queue_continue": ("default",),
         "queue_pause": ("default",),
+        "queue_clear": ("default", "--force"),
         "queue_forget": (str(seed.failed_job),),
         "queue_retry": (str(seed.failed_job),),
         "webhook_smoke_test": ("--url", LOOPBACK),
@@ -238,6 +239,15 @@ def bad_cases(seed: Seed) -> dict[str, list[Bad]]:
             Bad(("--from-id", "-5", "--to-id", "3"), "--from-id"),
             Bad(("--from-id", "999999", "--to-id", "1000000"), "no outbox message"),
             Bad(("--from-id", "1", "--event", ""), "must not be empty"),
+        ],
+        "queue_clear": [
+            Bad((), "required: queue"),
+            Bad(("nosuch", "--force"), "unknown queue 'nosuch'"),
+            Bad(("default",), "add --force"),
+        ],
+        "queue_topology": [
+            Bad(("--supervisord", "nosuch"), "invalid choice: 'nosuch'"),
+            Bad(("--supervisord", "pools", "--prefix", "vito workers"), "--prefix 'vito workers'"),
         ],
         "queue_continue": [
             Bad((), "required: queue"),

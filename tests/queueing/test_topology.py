@@ -243,3 +243,35 @@ def test_the_dashboard_shows_every_queue_of_the_layout_with_its_timeout_and_work
         assert f'<tr id="layout-{name}"><th scope="row">{name}</th><td class="num">{timeout} s</td>' in page
     row = page.split('<tr id="layout-notifications">')[1].split("</tr>")[0]
     assert "marketing.jobs.send_campaign_email" in row and "webhook-deliveries" in row
+
+
+def _command(*args: str) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command(*args, stdout=out)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue() + str(exc)
+    return 0, out.getvalue()
+
+
+def test_health_monitor_pause_metrics_and_alerts_work_on_any_configured_queue(
+    redis_conn: Redis, settings: Any, client: Any
+) -> None:
+    from queueing.alerts import check_alerts
+
+    _use_layout(settings, "askproai")
+    settings.QUEUE_ALERT_DEPTH = {**settings.QUEUE_ALERT_DEPTH, "sync": 1}
+    settings.METRICS_TOKEN = "t0ken"
+    jobs.record.on_queue("sync").dispatch("a")
+    jobs.record.on_queue("sync").dispatch("b")
+    status, output = _command("queue_health")
+    assert status == 1, output  # no worker serves any queue here: unhealthy, and it says so per queue
+    for queue in ("webhooks", "default", "sync", "notifications", "cache", "maintenance"):
+        assert f"workers:{queue}" in output
+    assert _command("queue_monitor", "sync:5", "maintenance:0")[0] == 0
+    assert _command("queue_monitor", "sync:1")[0] == 1
+    assert _command("queue_pause", "cache")[0] == 0 and _command("queue_continue", "cache")[0] == 0
+    metrics = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t0ken").content.decode()
+    assert 'queue="maintenance"' in metrics and 'queue="sync"' in metrics
+    fired = check_alerts(redis_conn)
+    assert any("sync" in name for name in fired), fired

@@ -14,7 +14,9 @@ supervisord programs for it instead, in one of two shapes:
 
 from __future__ import annotations
 
+import re
 import sys
+from argparse import RawDescriptionHelpFormatter
 from typing import Any
 
 from django.conf import settings
@@ -28,13 +30,15 @@ from queueing.supervisor import SupervisorConfig, parse_supervisors
 from queueing.supervisor.programs import Target, master_programs, pool_programs
 from queueing.topology import declared_work, default_tries, routes, work_by_queue
 
+PROGRAM_PREFIX = re.compile(r"[A-Za-z0-9_-]+")
+
 
 class Command(BaseCommand):
     help = __doc__
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
+        parser.formatter_class = RawDescriptionHelpFormatter
         return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -57,6 +61,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not PROGRAM_PREFIX.fullmatch(options["prefix"]):
+            # supervisord program names are section names: a colon or a space breaks the file it reads.
+            raise CommandError(f"--prefix {options['prefix']!r}: use letters, digits, '-' or '_'", returncode=2)
         try:
             configs = parse_supervisors(settings.QUEUE_SUPERVISORS, settings.RQ_QUEUES)
         except ImproperlyConfigured as exc:

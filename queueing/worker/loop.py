@@ -1,55 +1,33 @@
-"""VitoWorker: a long-lived, non-forking RQ worker (Laravel's ``queue:work``).
-
-What it keeps from RQ: job and queue formats, worker registration (rqstats and
-the admin see it), StartedJobRegistry / FailedJobRegistry / ScheduledJobRegistry,
-Retry, signal semantics. What it does its own way, for speed and safety:
-
-- one process runs job after job (no fork per job), with the per-job timeout
-  enforced by SIGALRM and Django's DB connections checked around every job;
-- a job is taken from the queues *and* claimed in one Lua call, in strict
-  queue order, and its claim is kept alive by a heartbeat, so a kill at any
-  instant never loses it (the claim protocol: queueing/claims.py);
-- success costs one pipelined round trip (~6 commands), not RQ's ~50;
-- pause/continue per queue, ``queue_restart``, ``--max-jobs``, ``--max-time``
-  and ``--memory`` make it finish the job in hand and exit 0 for its supervisor.
-
-docs/runtime.md, "The worker"."""
+"""VitoWorker's loop: claim a job, run it, keep house between jobs (queueing/worker/__init__.py)."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import time
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
+from django.db import DatabaseError, connection
 from rq import Queue
 from rq.exceptions import StopRequested
-from rq.job import Job, JobStatus
-from rq.results import Result
 from rq.suspension import is_suspended
-from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
-from rq.utils import now, utcformat
-from rq.worker import SimpleWorker, WorkerStatus
+from rq.utils import now
+from rq.worker import WorkerStatus
 
 from lib.process import rss_mb, signals_deferred
-from queueing import claims, keys, reaper, recent, scripts, unique
-from queueing.claims import unclaim
-from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
-from queueing.failures import Failure, apply_worker_defaults, settle
-from queueing.middleware import JobContext, Release, run_with_middleware
+from queueing import claims, keys, reaper, scripts
+from queueing.definitions import Backoff
+from queueing.worker.execution import ExecutingWorker, WorkerJob
 
 log = logging.getLogger("queueing.worker")
 
 MAINTENANCE_EVERY = 1.0  # seconds between promote/pause/restart checks
 REAP_EVERY = 15.0
 WORKER_TTL = 420
-DEFAULT_TIMEOUT = 180
 
 
-class VitoWorker(SimpleWorker):
+class VitoWorker(ExecutingWorker):
     def __init__(
         self,
         queues: Sequence[Queue],
@@ -83,8 +61,6 @@ class VitoWorker(SimpleWorker):
         self._restart_mark: bytes | str = b""
         self._restart_flag = False
         self._beat = claims.Heartbeat(self.connection, self.key, self.worker_ttl)
-        self._job_started = 0.0
-        self._job_wait: float | None = None
         self._in_job = False
         self._database_suspect = False  # the last job failed on a dead PostgreSQL connection
 
@@ -120,7 +96,7 @@ class VitoWorker(SimpleWorker):
                             break
                         self._wait_for_work(burst)
                         continue
-                    self._perform(*claimed)
+                    self.run_claimed(*claimed)
                 except StopRequested:
                     break
                 except (SystemExit, KeyboardInterrupt):
@@ -212,7 +188,7 @@ class VitoWorker(SimpleWorker):
             return []
         return [q for q in self.queues if q.name not in self._paused]
 
-    def _claim(self) -> tuple[Job, Queue, str] | None:
+    def _claim(self) -> tuple[WorkerJob, Queue, str, float | None] | None:
         started_at = now()
         claimed = claims.claim(
             self.connection,
@@ -224,12 +200,12 @@ class VitoWorker(SimpleWorker):
         )
         if claimed is None:
             return None
-        job = Job(claimed.job_id, connection=self.connection, serializer=self.serializer)
+        job = WorkerJob(claimed.job_id, connection=self.connection, serializer=self.serializer)
         job.restore(claimed.fields)
         enqueued = job.enqueued_at
-        self._job_wait = (started_at - enqueued).total_seconds() if enqueued else None
+        wait_s = (started_at - enqueued).total_seconds() if enqueued else None
         self._beat.hold(claimed.queue, claimed.member)  # the heartbeat keeps it alive from now
-        return job, claimed.queue, claimed.member
+        return job, claimed.queue, claimed.member, wait_s
 
     def _wait_for_work(self, burst: bool) -> None:
         """Block until the first active queue has a job, or ``--sleep`` passes.
@@ -249,122 +225,6 @@ class VitoWorker(SimpleWorker):
         except Exception as exc:  # redis down: back off, keep the process alive
             log.error("worker %s: Redis unavailable (%s); retrying in %ss", self.name, exc, self.sleep)
             time.sleep(self.sleep)
-
-    # ------------------------------------------------------------------ one job
-
-    def _perform(self, job: Job, queue: Queue, member: str) -> None:
-        definition = definition_for(job.func_name or "")
-        if definition is not None and job.func_name != definition.name:
-            job.func_name = definition.name  # queued before the job moved (``@job(formerly=...)``)
-        self._state = WorkerStatus.BUSY
-        self._job_started = time.monotonic()
-        try:
-            self._in_job = True  # from here a second signal interrupts the job (settled below)
-            close_old_connections()  # a PostgreSQL restart must not break the next job
-            if definition is not None and definition.is_unique and definition.unique_until_processing:
-                self._release_unique(definition, job)
-            # The job's own declaration wins, then the worker's --timeout, then the queue default.
-            timeout = (definition.timeout if definition else None) or self.default_job_timeout or job.timeout
-            penalty = UnixSignalDeathPenalty(  # type: ignore[no-untyped-call]
-                int(timeout or DEFAULT_TIMEOUT), JobTimeoutException, job_id=job.id
-            )
-            with penalty:
-                if definition is not None and definition.middleware:
-                    ctx = JobContext(job.id, definition.name, tuple(job.args), dict(job.kwargs), self.connection)
-                    result = run_with_middleware(tuple(definition.middleware), ctx, job.perform)
-                else:
-                    result = job.perform()
-        except Release as release:
-            self._release(job, queue, member, release)
-        except BaseException as exc:
-            # Checked before the next claim (see _database_away); the job's own fate follows its policy.
-            self._database_suspect = isinstance(exc, OperationalError | InterfaceError)
-            self._fail(job, queue, member, exc, definition)
-            if isinstance(exc, SystemExit | KeyboardInterrupt):
-                raise
-        else:
-            self._succeed(job, queue, member, definition, result)
-        finally:
-            self._in_job = False
-            self._beat.release()
-            self._state = WorkerStatus.IDLE
-            self.jobs_done += 1
-            close_old_connections()
-
-    def _succeed(
-        self, job: Job, queue: Queue, member: str, definition: JobDefinition[Any, Any] | None, result: Any
-    ) -> None:
-        elapsed = time.monotonic() - self._job_started
-        result_ttl = job.get_result_ttl(self.default_result_ttl)
-        with self.connection.pipeline(transaction=False) as pipe:
-            claims.unclaim(pipe, queue, member)
-            if result_ttl == 0:
-                pipe.delete(job.key)
-            else:
-                pipe.hset(job.key, mapping={"status": JobStatus.FINISHED, "ended_at": utcformat(now())})
-                if result_ttl and result_ttl > 0:
-                    pipe.expire(job.key, result_ttl)
-                    pipe.zadd(queue.finished_job_registry.key, {job.id: time.time() + result_ttl})
-                if result is not None:
-                    # Kept for job.return_value() and django-rq's job page.
-                    Result.create(job, Result.Type.SUCCESSFUL, result_ttl, return_value=result, pipeline=pipe)
-            pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
-            pipe.hincrby(self.key, "successful_job_count", 1)
-            pipe.hincrbyfloat(self.key, "total_working_time", elapsed)
-            recent.record_attempt(pipe, job, queue, definition, elapsed, wait_s=self._job_wait, failed=False)
-            if definition is not None and definition.is_unique and not definition.unique_until_processing:
-                scripts.release_in(pipe, definition.unique_lock_key(job.args, job.kwargs), job.id)
-            pipe.execute()
-        log.info("%s %s done in %.1f ms", job.func_name, job.id, elapsed * 1000)
-
-    def _fail(
-        self, job: Job, queue: Queue, member: str, exc: BaseException, definition: JobDefinition[Any, Any] | None
-    ) -> None:
-        apply_worker_defaults(job, self.default_tries, self.default_backoff)
-        permanent_types: tuple[type[BaseException], ...] = definition.permanent if definition else (PermanentError,)
-        failure = Failure(
-            exception_class=f"{type(exc).__module__}.{type(exc).__qualname__}",
-            message=str(exc) or type(exc).__name__,
-            traceback="".join(traceback.format_exception(exc)),
-            exception=exc,
-        )
-        try:  # bookkeeping only: it must never stand between a failure and its settling
-            with self.connection.pipeline(transaction=False) as pipe:
-                pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
-                pipe.hincrby(self.key, "failed_job_count", 1)
-                recent.record_attempt(
-                    pipe,
-                    job,
-                    queue,
-                    definition,
-                    time.monotonic() - self._job_started,
-                    wait_s=self._job_wait,
-                    failed=True,
-                )
-                pipe.execute()
-        except Exception:
-            log.warning("worker %s: could not record the failure of %s in Redis", self.name, job.id, exc_info=True)
-        settle(
-            job=job,
-            queue=queue,
-            member=member,
-            failure=failure,
-            worker_name=self.name,
-            permanent=isinstance(exc, permanent_types),
-        )
-
-    def _release(self, job: Job, queue: Queue, member: str, release: Release) -> None:
-        """Back on the queue later, attempt not used up (middleware said "not now")."""
-        from datetime import timedelta
-
-        with self.connection.pipeline() as pipe:  # MULTI: back in the schedule, or still claimed
-            unclaim(pipe, queue, member)
-            queue.schedule_job(job, now() + timedelta(seconds=release.delay), pipeline=pipe)
-            pipe.execute()
-        log.info("%s %s %s", job.func_name, job.id, release)
-
-    def _release_unique(self, definition: JobDefinition[Any, Any], job: Job) -> None:
-        unique.release(self.connection, lock_key=definition.unique_lock_key(job.args, job.kwargs), job_id=job.id)
 
     # ------------------------------------------------------------------ RQ plumbing (docs/runtime.md)
 

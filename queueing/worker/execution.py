@@ -1,0 +1,245 @@
+"""One job on VitoWorker, through RQ's per-job methods.
+
+``BaseWorker.perform_job`` is RQ's own and stays ours: it calls
+``prepare_job_execution``, runs ``job.perform()`` under the death penalty and
+ends in ``_finalize_success`` or ``_finalize_failure``, and those are what this
+class overrides. Why not a ``perform_job`` of our own: Sentry's and
+OpenTelemetry's RQ integrations wrap ``BaseWorker.perform_job`` and
+``BaseWorker.handle_exception``, and a method of the same name here would hide
+their wrappers, so a failing job would never reach them. RQ's body costs no
+Redis command; the commands are all in the hooks below.
+
+What a job gets here, in RQ's order: its success callback before its result is
+stored (a failing one fails the job, as in RQ), its failure callback on every
+failed attempt, then ``handle_exception`` (RQ's log line and the
+``push_exc_handler`` stack), then the settling: a retry, or the ledger.
+docs/rq-contract.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, close_old_connections
+from rq import Queue
+from rq.callbacks import execute_failure_callback, execute_success_callback
+from rq.job import Job, JobStatus
+from rq.results import Result
+from rq.utils import now, utcformat
+from rq.worker import SimpleWorker, WorkerStatus
+
+from queueing import claims, recent, scripts, unique
+from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
+from queueing.failures import Failure, apply_worker_defaults, settle
+from queueing.middleware import JobContext, Release, run_with_middleware
+
+log = logging.getLogger("queueing.worker")
+
+DEFAULT_TIMEOUT = 180
+
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+
+
+class WorkerJob(Job):
+    """A job as the worker runs it: its definition's middleware wraps the call.
+
+    RQ's ``perform_job`` calls ``job.perform()``; the middleware (rate limits,
+    overlap locks, tenant context) must run inside it, under the same timeout.
+    """
+
+    definition: JobDefinition[Any, Any] | None = None
+
+    def perform(self) -> Any:
+        definition = self.definition
+        if definition is None or not definition.middleware:
+            return super().perform()
+        ctx = JobContext(self.id, definition.name, tuple(self.args), dict(self.kwargs), self.connection)
+        return run_with_middleware(tuple(definition.middleware), ctx, super().perform)
+
+
+@dataclass
+class InHand:
+    """The job being run: what RQ's method signatures do not carry."""
+
+    queue: Queue
+    member: str  # the claim (queueing/claims.py)
+    started: float  # monotonic
+    wait_s: float | None  # enqueued → claimed
+    timeout: float | None  # the job's own field, restored before anything saves the job
+    bookkeeping_error: BaseException | None = None
+
+
+class ExecutingWorker(SimpleWorker):
+    """RQ's per-job methods over our claim, ledger and one-round-trip success."""
+
+    default_tries: int
+    default_backoff: Backoff
+    default_job_timeout: int | None
+    jobs_done: int
+    _beat: claims.Heartbeat
+    _in_job: bool
+    _database_suspect: bool
+    _in_hand: InHand | None = None
+
+    def run_claimed(self, job: WorkerJob, queue: Queue, member: str, wait_s: float | None) -> None:
+        """Run one claimed job to its end: succeeded, retried, failed, or released."""
+        definition = definition_for(job.func_name or "")
+        if definition is not None and job.func_name != definition.name:
+            job.func_name = definition.name  # queued before the job moved (``@job(formerly=...)``)
+        job.definition = definition
+        self._in_hand = hand = InHand(queue, member, time.monotonic(), wait_s, job.timeout)
+        # RQ's perform_job reads the timeout off the job: the job's own declaration
+        # wins, then the worker's --timeout, then the queue default (the job's field).
+        effective = (definition.timeout if definition else None) or self.default_job_timeout or job.timeout
+        job.timeout = int(effective or DEFAULT_TIMEOUT)
+        self._state = WorkerStatus.BUSY
+        try:
+            self.perform_job(job, queue, None)  # type: ignore[arg-type]  # no rq Execution: our claim is it
+        finally:
+            self._in_job = False
+            self._in_hand = None
+            self._beat.release()
+            self._state = WorkerStatus.IDLE
+            self.jobs_done += 1
+            close_old_connections()
+        if hand.bookkeeping_error is not None:
+            # Redis failed while recording a success: the claim is still held, so the
+            # reaper settles it; the loop backs off. Not a job failure (it ran).
+            raise hand.bookkeeping_error
+
+    # ------------------------------------------------------------------ RQ's hooks
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """RQ writes the started state here (~10 commands); the claim script already did."""
+        self._in_job = True  # from here a second signal interrupts the job (settled below)
+        close_old_connections()  # a PostgreSQL restart must not break the next job
+        definition = getattr(job, "definition", None)
+        if definition is not None and definition.is_unique and definition.unique_until_processing:
+            unique.release(self.connection, lock_key=definition.unique_lock_key(job.args, job.kwargs), job_id=job.id)
+
+    def _finalize_success(self, job: Job, queue: Queue, execution: Any, return_value: Any) -> None:
+        hand = self._require_hand()
+        job._result = return_value
+        job._status = JobStatus.FINISHED
+        # Outside the guard below: a success callback that raises fails the job, as in RQ.
+        execute_success_callback(job, self.death_penalty_class, return_value)
+        try:
+            self._record_success(job, hand, getattr(job, "definition", None), return_value)
+        except Exception as exc:  # not the job's failure: see run_claimed
+            hand.bookkeeping_error = exc
+
+    def _finalize_failure(self, job: Job, queue: Queue, execution: Any, exc_info: ExcInfo) -> None:
+        hand = self._require_hand()
+        exc = exc_info[1]
+        assert exc is not None
+        if isinstance(exc, Release):
+            self._release(job, hand, exc)
+            return
+        # Checked before the next claim (loop._database_away); the job's own fate follows its policy.
+        self._database_suspect = isinstance(exc, OperationalError | InterfaceError)
+        job.timeout = hand.timeout
+        definition: JobDefinition[Any, Any] | None = getattr(job, "definition", None)
+        apply_worker_defaults(job, self.default_tries, self.default_backoff)
+        permanent = isinstance(exc, definition.permanent if definition else (PermanentError,))
+        job._status = JobStatus.FAILED
+        try:
+            execute_failure_callback(job, self.death_penalty_class, *exc_info)
+        except Exception:
+            exc_info = sys.exc_info()  # a failing callback replaces the job's exception, as in RQ
+        self._report(job, permanent, exc_info)
+        self._record_failure(job, hand, definition, exc_info, permanent)
+        if isinstance(exc, SystemExit | KeyboardInterrupt):
+            raise exc
+
+    # ------------------------------------------------------------------ our settling
+
+    def _require_hand(self) -> InHand:
+        if self._in_hand is None:
+            raise RuntimeError("RQ's perform_job called outside run_claimed: jobs are claimed by the worker's loop")
+        return self._in_hand
+
+    def _report(self, job: Job, permanent: bool, exc_info: ExcInfo) -> None:
+        """``handle_exception``, as RQ calls it, seeing whether this attempt is the last.
+
+        What hooks it (Sentry) reads ``retries_left``: a permanent error is the
+        last attempt whatever is left, so it reads 0 for the length of the call.
+        """
+        retries_left = job.retries_left
+        if permanent:
+            job.retries_left = 0
+        try:
+            self.handle_exception(job, *exc_info)
+        except Exception:
+            log.exception("worker %s: an exception handler raised for %s", self.name, job.id)
+        finally:
+            job.retries_left = retries_left
+
+    def _record_success(self, job: Job, hand: InHand, definition: JobDefinition[Any, Any] | None, result: Any) -> None:
+        """One round trip: unclaim, status, result, worker counters, the recent list."""
+        elapsed = time.monotonic() - hand.started
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        with self.connection.pipeline(transaction=False) as pipe:
+            claims.unclaim(pipe, hand.queue, hand.member)
+            if result_ttl == 0:
+                pipe.delete(job.key)
+            else:
+                pipe.hset(job.key, mapping={"status": JobStatus.FINISHED, "ended_at": utcformat(now())})
+                if result_ttl and result_ttl > 0:
+                    pipe.expire(job.key, result_ttl)
+                    pipe.zadd(hand.queue.finished_job_registry.key, {job.id: time.time() + result_ttl})
+                if result is not None:
+                    # Kept for job.return_value() and django-rq's job page.
+                    Result.create(job, Result.Type.SUCCESSFUL, result_ttl, return_value=result, pipeline=pipe)
+            pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
+            pipe.hincrby(self.key, "successful_job_count", 1)
+            pipe.hincrbyfloat(self.key, "total_working_time", elapsed)
+            recent.record_attempt(pipe, job, hand.queue, definition, elapsed, wait_s=hand.wait_s, failed=False)
+            if definition is not None and definition.is_unique and not definition.unique_until_processing:
+                scripts.release_in(pipe, definition.unique_lock_key(job.args, job.kwargs), job.id)
+            pipe.execute()
+        log.info("%s %s done in %.1f ms", job.func_name, job.id, elapsed * 1000)
+
+    def _record_failure(
+        self,
+        job: Job,
+        hand: InHand,
+        definition: JobDefinition[Any, Any] | None,
+        exc_info: ExcInfo,
+        permanent: bool,
+    ) -> None:
+        exc = exc_info[1]
+        assert exc is not None
+        failure = Failure(
+            exception_class=f"{type(exc).__module__}.{type(exc).__qualname__}",
+            message=str(exc) or type(exc).__name__,
+            traceback="".join(traceback.format_exception(exc)),
+            exception=exc,
+        )
+        try:  # bookkeeping only: it must never stand between a failure and its settling
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
+                pipe.hincrby(self.key, "failed_job_count", 1)
+                recent.record_attempt(
+                    pipe, job, hand.queue, definition, time.monotonic() - hand.started, wait_s=hand.wait_s, failed=True
+                )
+                pipe.execute()
+        except Exception:
+            log.warning("worker %s: could not record the failure of %s in Redis", self.name, job.id, exc_info=True)
+        queue, member = hand.queue, hand.member
+        settle(job=job, queue=queue, member=member, failure=failure, worker_name=self.name, permanent=permanent)
+
+    def _release(self, job: Job, hand: InHand, release: Release) -> None:
+        """Back on the queue later, attempt not used up (middleware said "not now")."""
+        job.timeout = hand.timeout
+        with self.connection.pipeline() as pipe:  # MULTI: back in the schedule, or still claimed
+            claims.unclaim(pipe, hand.queue, hand.member)
+            hand.queue.schedule_job(job, now() + timedelta(seconds=release.delay), pipeline=pipe)
+            pipe.execute()
+        log.info("%s %s %s", job.func_name, job.id, release)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
+from rq.job import Job
 
 from outbox.job_ids import delivery_job_ids
 from outbox.models import OutboxMessage
@@ -58,7 +59,7 @@ def outbox_find_stuck(*, pending_after: int = 60, dispatched_after: int = 300, l
             for message in candidates:
                 handlers = max(1, len(routes_for(message.event_type)))
                 for job_id in delivery_job_ids(message.pk, message.attempts, handlers):
-                    pipe.hget(f"rq:job:{job_id}", "status")
+                    pipe.hget(Job.key_for(job_id), "status")
             statuses = pipe.execute()
         index = 0
         for message in candidates:

@@ -25,6 +25,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.utils import utcformat
 
 from lib.text import as_text
@@ -53,6 +54,7 @@ def claim(
     queues: Sequence[Queue],
     *,
     worker_name: str,
+    worker_key: str,
     started_at: datetime,
     borrow_max_timeout: int | None = None,
     own_first: str | None = None,
@@ -78,6 +80,8 @@ def claim(
             execution,
             "" if borrow_max_timeout is None else borrow_max_timeout,
             2 if own_first is None or queues[0].name == own_first else 1,
+            Job.redis_job_namespace_prefix,
+            worker_key,
         ],
     )
     if result is None:

@@ -4,7 +4,7 @@
     def process_payment_event(event_id: int) -> None: ...
 
     process_payment_event.dispatch(42)                       # after commit
-    process_payment_event.dispatch(42, delay=timedelta(minutes=5))
+    process_payment_event.dispatch_in(timedelta(minutes=5), 42)
     process_payment_event.dispatch_many([(1,), (2,), (3,)])  # one round trip per chunk
 
 The function stays a plain function (calling it runs it inline); the worker

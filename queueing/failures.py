@@ -18,9 +18,10 @@ from typing import Any, Literal
 from django.db import DatabaseError, close_old_connections, transaction
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.utils import now
 
-from queueing import unique
+from queueing import dependents, unique
 from queueing.claims import unclaim
 from queueing.definitions import Backoff, JobDefinition, backoff_delays, definition_for
 
@@ -84,13 +85,20 @@ def settle(
         unclaim(pipe, queue, member)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
         queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string=failure.traceback, pipeline=pipe)
-        pipe.execute()
+        # What RQ writes for a failure: job.latest_result() and django-rq's job page read it.
+        Result.create_failure(
+            job, job.failure_ttl, exc_string=failure.traceback, worker_name=worker_name, pipeline=pipe
+        )
+        pipe.exists(job.dependents_key)
+        has_dependents = bool(pipe.execute()[-1])
     if definition is not None and definition.is_unique and not definition.unique_until_processing:
         unique.release(
             job.connection,
             lock_key=definition.unique_lock_key(job.args, job.kwargs),
             job_id=job.id,
         )
+    if has_dependents:
+        dependents.release(queue, job)  # those that allow the failure run; the rest stay deferred
     log.error(
         "%s %s failed after %d attempt(s): %s: %s",
         job.func_name,

@@ -18,7 +18,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from queueing import keys, scripts
+from queueing import dependents, keys, scripts
 from queueing.claims import takeover, unclaim
 from queueing.failures import FAILURE_FIELD, Failure, settle, unpack
 
@@ -42,8 +42,10 @@ def reap(conn: Redis, queues: Iterable[Queue], *, now: float | None = None, work
     settled = 0
     try:
         cutoff = time.time() if now is None else now
+        queues = list(queues)
         for queue in queues:
             settled += _reap_queue(conn, queue, cutoff, worker_name)
+        dependents.sweep(conn, queues)
     finally:
         scripts.release(conn, keys.REAPER_LOCK, token)
     return settled

@@ -1,4 +1,7 @@
-"""Lua scripts: each makes a multi-step change atomic in one round trip."""
+"""Lua scripts: each makes a multi-step change atomic in one round trip.
+
+RQ's key names come in as arguments (``Job.redis_job_namespace_prefix``, the
+worker's key), never written here: RQ_KEY_PREFIX renames them all."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
+from rq.job import Job
 from rq.utils import utcformat
 
 # Take the first job from the first non-empty queue (strict priority order),
@@ -19,20 +23,22 @@ from rq.utils import utcformat
 #       every queue after the worker's own first — take the head job only if
 #       its timeout is at most this; a job with a longer, unlimited (-1) or
 #       unknown timeout stays for the workers whose first queue that is, and
-#       so does everything behind it), the index the limit starts at.
+#       so does everything behind it), the index the limit starts at, RQ's job
+#       key prefix (``rq:job:`` unless RQ_KEY_PREFIX says otherwise), the worker's key.
 _CLAIM = """
 local n = #KEYS / 3
 local limit = tonumber(ARGV[6])
 local limit_from = tonumber(ARGV[7]) or 2
+local jp = ARGV[8]
 for i = 1, n do
   local id
   if limit and i >= limit_from then
     id = redis.call('LINDEX', KEYS[i], 0)
-    while id and redis.call('EXISTS', 'rq:job:' .. id) == 0 do
+    while id and redis.call('EXISTS', jp .. id) == 0 do
       redis.call('LPOP', KEYS[i])  -- a job deleted while queued: drop it, as below
       id = redis.call('LINDEX', KEYS[i], 0)
     end
-    local t = id and tonumber(redis.call('HGET', 'rq:job:' .. id, 'timeout'))
+    local t = id and tonumber(redis.call('HGET', jp .. id, 'timeout'))
     if id and t and t > 0 and t <= limit then
       id = redis.call('LPOP', KEYS[i])
     else
@@ -42,7 +48,7 @@ for i = 1, n do
     id = redis.call('LPOP', KEYS[i])
   end
   while id do
-    local jk = 'rq:job:' .. id
+    local jk = jp .. id
     if redis.call('EXISTS', jk) == 1 then
       local execution = ARGV[5]
       local member = id .. ':' .. execution
@@ -51,7 +57,7 @@ for i = 1, n do
       redis.call('HSET', jk, 'status', 'started', 'started_at', ARGV[4], 'last_heartbeat', ARGV[4],
                  'worker_name', ARGV[3], 'vito_execution', execution, 'vito_failure', '')
       redis.call('PERSIST', jk)
-      redis.call('HSET', 'rq:worker:' .. ARGV[3], 'state', 'busy', 'current_job', id)
+      redis.call('HSET', ARGV[9], 'state', 'busy', 'current_job', id)
       return {i, id, execution, redis.call('HGETALL', jk)}
     end
     -- a job deleted while queued: skip it, as RQ does
@@ -65,13 +71,13 @@ return nil
 # promoters (workers, scheduler) can never enqueue the same job twice.
 # The job's enqueued_at becomes the moment it was due, so its wait (enqueue →
 # start) measures queueing, not the delay it asked for.
-# KEYS: scheduled registry, queue key. ARGV: now, max jobs, now as RQ's utcformat.
+# KEYS: scheduled registry, queue key. ARGV: now, max jobs, now as RQ's utcformat, RQ's job key prefix.
 _PROMOTE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
-  if redis.call('EXISTS', 'rq:job:' .. id) == 1 then
-    redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'enqueued_at', ARGV[3])
+  if redis.call('EXISTS', ARGV[4] .. id) == 1 then
+    redis.call('HSET', ARGV[4] .. id, 'status', 'queued', 'enqueued_at', ARGV[3])
     redis.call('RPUSH', KEYS[2], id)
   end
 end
@@ -145,7 +151,8 @@ def takeover(conn: Redis, claims_key: str, member: str, cutoff: float, new_expir
 
 def promote(conn: Redis, registry_key: str, queue_key: str, now: float, limit: int = 1000) -> int:
     stamp = utcformat(datetime.fromtimestamp(now, UTC))
-    return int(_script(conn, _PROMOTE)(keys=[registry_key, queue_key], args=[now, limit, stamp], client=conn))
+    args: list[str | float] = [now, limit, stamp, Job.redis_job_namespace_prefix]
+    return int(_script(conn, _PROMOTE)(keys=[registry_key, queue_key], args=args, client=conn))
 
 
 def release(conn: Redis, key: str, token: str) -> bool:

@@ -35,7 +35,7 @@ from rq.results import Result
 from rq.utils import now, utcformat
 from rq.worker import SimpleWorker, WorkerStatus
 
-from queueing import claims, recent, scripts, unique
+from queueing import claims, dependents, recent, scripts, unique
 from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
 from queueing.failures import Failure, apply_worker_defaults, settle
 from queueing.middleware import JobContext, Release, run_with_middleware
@@ -203,8 +203,11 @@ class ExecutingWorker(SimpleWorker):
             recent.record_attempt(pipe, job, hand.queue, definition, elapsed, wait_s=hand.wait_s, failed=False)
             if definition is not None and definition.is_unique and not definition.unique_until_processing:
                 scripts.release_in(pipe, definition.unique_lock_key(job.args, job.kwargs), job.id)
-            pipe.execute()
+            pipe.smembers(job.dependents_key)  # read after the status is written: see dependents.py
+            has_dependents = bool(pipe.execute()[-1])
         log.info("%s %s done in %.1f ms", job.func_name, job.id, elapsed * 1000)
+        if has_dependents:
+            dependents.release(hand.queue, job)
 
     def _record_failure(
         self,

@@ -194,6 +194,7 @@ class VitoWorker(ExecutingWorker):
             self.connection,
             self._active_queues(),
             worker_name=self.name,
+            worker_key=self.key,
             started_at=started_at,
             borrow_max_timeout=self.borrow_max_timeout,
             own_first=self.queues[0].name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +14,10 @@ import pytest
 from django.conf import settings
 from redis import Redis
 from rq import Callback
-from rq.job import Job, JobStatus
+from rq.job import Dependency, Job, JobStatus
+from rq.results import Result
 
+from queueing import reaper
 from queueing.models import FailedJob
 from tests.queueing import jobs, rq_funcs
 from tests.queueing.conftest import run_worker, wait_for, worker_env
@@ -94,3 +97,82 @@ def test_a_failing_job_reaches_sentry_through_its_rq_integration(redis_conn: Red
     assert event["environment"] == "test"
     assert by_func["tests.queueing.jobs.rejects"]["exception"]["values"][0]["type"] == "InvalidPayload"
     assert FailedJob.objects.count() == 3  # our ledger has them too
+
+
+def test_a_dependent_runs_after_its_parent_and_then_its_callback(redis_conn: Redis) -> None:
+    queue = django_rq.get_queue("default")
+    parent = queue.enqueue(rq_funcs.add, 1, 2)
+    child = queue.enqueue(rq_funcs.add, 3, 4, depends_on=parent, on_success=Callback(rq_funcs.on_success))
+    assert child.get_status() == JobStatus.DEFERRED
+    assert run_worker("default", "--burst").returncode == 0
+    assert rq_funcs.entries(redis_conn) == ["add:1+2", "add:3+4", f"success:{child.id}:7"]
+    assert child.get_status() == JobStatus.FINISHED
+    assert queue.deferred_job_registry.count == 0
+
+
+def test_dependents_of_a_failed_job_run_only_if_they_allow_the_failure(redis_conn: Redis) -> None:
+    queue = django_rq.get_queue("default")
+    parent = queue.enqueue(rq_funcs.explode, "first")
+    tolerant = queue.enqueue(rq_funcs.add, 5, 5, depends_on=Dependency(jobs=[parent], allow_failure=True))
+    strict = queue.enqueue(rq_funcs.add, 6, 6, depends_on=parent)
+    assert run_worker("default", "--burst").returncode == 0
+    assert rq_funcs.entries(redis_conn) == ["explode:first", "add:5+5"]
+    assert tolerant.get_status() == JobStatus.FINISHED
+    assert strict.get_status() == JobStatus.DEFERRED  # as in RQ: it waits for a parent that never finishes
+
+
+def test_a_failure_leaves_a_failed_result_as_in_rq(redis_conn: Redis) -> None:
+    queue = django_rq.get_queue("default")
+    job = queue.enqueue(rq_funcs.explode, "why")
+    assert run_worker("default", "--burst").returncode == 0
+    result = job.latest_result()
+    assert result is not None and result.type == Result.Type.FAILED
+    assert result.exc_string is not None and "ValueError: why" in result.exc_string
+
+
+def test_the_reaper_releases_dependents_a_dead_worker_left_deferred(redis_conn: Redis) -> None:
+    """The worker wrote the parent's success and died before releasing its dependents."""
+    queue = django_rq.get_queue("default")
+    parent = queue.enqueue(rq_funcs.add, 1, 1)
+    child = queue.enqueue(rq_funcs.add, 2, 2, depends_on=parent)
+    queue.remove(parent)  # taken off the queue and run, as far as Redis can tell:
+    parent.set_status(JobStatus.FINISHED)
+    assert reaper.reap(redis_conn, [queue]) == 0  # no claim to settle; the sweep runs all the same
+    assert queue.job_ids == [child.id]
+    assert child.get_status() == JobStatus.QUEUED
+
+
+ENQUEUE_UNDER_PREFIX = """
+from datetime import timedelta
+import django_rq
+from rq import Callback
+from tests.queueing import jobs, rq_funcs
+queue = django_rq.get_queue("default")
+parent = queue.enqueue(rq_funcs.add, 1, 2)
+queue.enqueue(rq_funcs.add, 3, 4, depends_on=parent, on_success=Callback(rq_funcs.on_success))
+jobs.record.dispatch("ours")
+jobs.record.dispatch_in(timedelta(seconds=1), "later")
+jobs.always_fails.dispatch("boom")
+"""
+
+
+def test_rq_key_prefix_renames_every_key_and_loses_nothing(redis_conn: Redis) -> None:
+    env = {**worker_env(), "RQ_KEY_PREFIX": "{rq}"}
+
+    def manage(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    manage("shell", "-c", ENQUEUE_UNDER_PREFIX)
+    assert redis_conn.llen("{rq}:queue:default") == 3 and not redis_conn.keys("rq:*")
+    time.sleep(1.1)  # the delayed job is due: a burst worker promotes it, then runs it
+    manage("rqworker", "default", "--burst")
+    assert rq_funcs.entries(redis_conn)[:2] == ["add:1+2", "add:3+4"]  # the dependent ran, then its callback
+    assert rq_funcs.entries(redis_conn)[2].startswith("success:")
+    assert sorted(jobs.effects("effects")) == ["later", "ours"]  # the delayed one was promoted and ran
+    assert jobs.effects("attempts") == ["boom", "boom"]  # retried, then failed into the ledger
+    assert FailedJob.objects.get().job_name == "tests.queueing.jobs.always_fails"
+    assert redis_conn.llen("{rq}:queue:default") == 0 and redis_conn.zcard("{rq}:wip:default") == 0
+    assert not redis_conn.keys("rq:*"), redis_conn.keys("rq:*")  # nothing written under RQ's default prefix

@@ -79,7 +79,13 @@ def test_a_queue_declares_tries_for_jobs_that_declare_none(redis_conn: Redis, se
 def _claim(conn: Redis, names: list[str], *, limit: int | None, own_first: str = "high") -> str | None:
     queues = [get_queue(n) for n in names]
     found = claims.claim(
-        conn, queues, worker_name="w-test", started_at=now(), borrow_max_timeout=limit, own_first=own_first
+        conn,
+        queues,
+        worker_name="w-test",
+        worker_key="rq:worker:w-test",
+        started_at=now(),
+        borrow_max_timeout=limit,
+        own_first=own_first,
     )
     return None if found is None else found.job_id
 

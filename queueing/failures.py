@@ -60,8 +60,10 @@ def settle(
     failure: Failure,
     worker_name: str,
     permanent: bool,
+    status: JobStatus = JobStatus.FAILED,
 ) -> Literal["retried", "failed"]:
-    """Retry the job if it has attempts left and the error is not permanent; else fail it finally."""
+    """Retry the job if it has attempts left and the error is not permanent; else fail it finally
+    (``status``: FAILED, or STOPPED for a job stopped by request)."""
     if not permanent and job.should_retry:
         _retry(job, queue, member)
         log.warning(
@@ -83,7 +85,7 @@ def settle(
     job.ended_at = now()
     with job.connection.pipeline() as pipe:  # MULTI: all or nothing
         unclaim(pipe, queue, member)
-        job.set_status(JobStatus.FAILED, pipeline=pipe)
+        job.set_status(status, pipeline=pipe)
         queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string=failure.traceback, pipeline=pipe)
         # What RQ writes for a failure: job.latest_result() and django-rq's job page read it.
         Result.create_failure(

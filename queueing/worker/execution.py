@@ -19,7 +19,9 @@ docs/rq-contract.md.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -29,7 +31,8 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError, close_old_connections
 from rq import Queue
-from rq.callbacks import execute_failure_callback, execute_success_callback
+from rq.callbacks import execute_failure_callback, execute_stopped_callback, execute_success_callback
+from rq.command import parse_payload
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.utils import now, utcformat
@@ -43,6 +46,14 @@ from queueing.middleware import JobContext, Release, run_with_middleware
 log = logging.getLogger("queueing.worker")
 
 DEFAULT_TIMEOUT = 180
+# RQ's stop-job and kill-horse commands arrive on the pub/sub thread; the job
+# runs in the main thread, so they interrupt it with this signal.
+STOP_SIGNAL = signal.SIGUSR1
+
+
+class JobStopped(Exception):
+    """Raised inside a job by RQ's stop-job command (django-rq's Stop button) or kill-horse."""
+
 
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 
@@ -73,6 +84,9 @@ class InHand:
     started: float  # monotonic
     wait_s: float | None  # enqueued → claimed
     timeout: float | None  # the job's own field, restored before anything saves the job
+    job_id: str = ""
+    finalizing: bool = False  # from here a stop command no longer interrupts (the job has ended)
+    interrupt: bool = False  # a stop command asked to interrupt this job
     bookkeeping_error: BaseException | None = None
 
 
@@ -94,7 +108,7 @@ class ExecutingWorker(SimpleWorker):
         if definition is not None and job.func_name != definition.name:
             job.func_name = definition.name  # queued before the job moved (``@job(formerly=...)``)
         job.definition = definition
-        self._in_hand = hand = InHand(queue, member, time.monotonic(), wait_s, job.timeout)
+        self._in_hand = hand = InHand(queue, member, time.monotonic(), wait_s, job.timeout, job.id)
         # RQ's perform_job reads the timeout off the job: the job's own declaration
         # wins, then the worker's --timeout, then the queue default (the job's field).
         effective = (definition.timeout if definition else None) or self.default_job_timeout or job.timeout
@@ -126,6 +140,7 @@ class ExecutingWorker(SimpleWorker):
 
     def _finalize_success(self, job: Job, queue: Queue, execution: Any, return_value: Any) -> None:
         hand = self._require_hand()
+        hand.finalizing = True
         job._result = return_value
         job._status = JobStatus.FINISHED
         # Outside the guard below: a success callback that raises fails the job, as in RQ.
@@ -137,10 +152,14 @@ class ExecutingWorker(SimpleWorker):
 
     def _finalize_failure(self, job: Job, queue: Queue, execution: Any, exc_info: ExcInfo) -> None:
         hand = self._require_hand()
+        hand.finalizing = True
         exc = exc_info[1]
         assert exc is not None
         if isinstance(exc, Release):
             self._release(job, hand, exc)
+            return
+        if self._stopped_job_id == job.id:
+            self._settle_stopped(job, hand, exc_info)
             return
         # Checked before the next claim (loop._database_away); the job's own fate follows its policy.
         self._database_suspect = isinstance(exc, OperationalError | InterfaceError)
@@ -157,6 +176,53 @@ class ExecutingWorker(SimpleWorker):
         self._record_failure(job, hand, definition, exc_info, permanent)
         if isinstance(exc, SystemExit | KeyboardInterrupt):
             raise exc
+
+    # ------------------------------------------------------------------ RQ's commands (pub/sub)
+
+    def handle_payload(self, message: dict[Any, Any]) -> None:
+        """RQ's command channel; kill-horse means the job in hand here (there is no horse)."""
+        if parse_payload(message).get("command") == "kill-horse":
+            log.info("worker %s: kill-horse command: interrupting the job in hand", self.name)
+            self.kill_horse()
+            return
+        super().handle_payload(message)  # type: ignore[no-untyped-call]
+
+    def get_current_job_id(self) -> str | None:
+        hand = self._in_hand
+        return hand.job_id if hand is not None else None
+
+    def kill_horse(self, sig: signal.Signals = STOP_SIGNAL) -> None:
+        """RQ's stop-job lands here (after setting ``_stopped_job_id``): interrupt the job in hand.
+
+        Called from the pub/sub thread. The signal goes to the main thread,
+        which raises :class:`JobStopped` in the job unless it has ended meanwhile.
+        """
+        hand = self._in_hand
+        if hand is None or hand.finalizing:
+            log.info("worker %s: no job running; stop command ignored", self.name)
+            return
+        hand.interrupt = True
+        ident = threading.main_thread().ident
+        assert ident is not None
+        signal.pthread_kill(ident, STOP_SIGNAL)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        hand = self._in_hand
+        if hand is None or hand.finalizing or not hand.interrupt:
+            return  # the job ended before the signal arrived: nothing to stop
+        hand.interrupt = False
+        raise JobStopped(f"job {hand.job_id} stopped by request (RQ stop-job or kill-horse command)")
+
+    def _settle_stopped(self, job: Job, hand: InHand, exc_info: ExcInfo) -> None:
+        """As RQ settles a stopped job: its stopped callback, then failed, never retried, status STOPPED."""
+        self._stopped_job_id = None
+        job.timeout = hand.timeout
+        log.warning("worker %s: job %s stopped by request", self.name, job.id)
+        try:
+            execute_stopped_callback(job, self.death_penalty_class)
+        except Exception:
+            log.exception("worker %s: the stopped callback of %s raised", self.name, job.id)
+        self._record_failure(job, hand, getattr(job, "definition", None), exc_info, True, JobStatus.STOPPED)
 
     # ------------------------------------------------------------------ our settling
 
@@ -216,6 +282,7 @@ class ExecutingWorker(SimpleWorker):
         definition: JobDefinition[Any, Any] | None,
         exc_info: ExcInfo,
         permanent: bool,
+        status: JobStatus = JobStatus.FAILED,
     ) -> None:
         exc = exc_info[1]
         assert exc is not None
@@ -236,7 +303,15 @@ class ExecutingWorker(SimpleWorker):
         except Exception:
             log.warning("worker %s: could not record the failure of %s in Redis", self.name, job.id, exc_info=True)
         queue, member = hand.queue, hand.member
-        settle(job=job, queue=queue, member=member, failure=failure, worker_name=self.name, permanent=permanent)
+        settle(
+            job=job,
+            queue=queue,
+            member=member,
+            failure=failure,
+            worker_name=self.name,
+            permanent=permanent,
+            status=status,
+        )
 
     def _release(self, job: Job, hand: InHand, release: Release) -> None:
         """Back on the queue later, attempt not used up (middleware said "not now")."""

@@ -18,7 +18,7 @@ from rq.worker import WorkerStatus
 from lib.process import rss_mb, signals_deferred
 from queueing import claims, keys, reaper, scripts
 from queueing.definitions import Backoff
-from queueing.worker.execution import ExecutingWorker, WorkerJob
+from queueing.worker.execution import STOP_SIGNAL, ExecutingWorker, WorkerJob
 
 log = logging.getLogger("queueing.worker")
 
@@ -72,6 +72,7 @@ class VitoWorker(ExecutingWorker):
         self.bootstrap(logging_level)
         self.set_state(WorkerStatus.IDLE)  # RQ leaves "started" until its own dequeue, which we replace
         self._install_signal_handlers()  # type: ignore[no-untyped-call]
+        signal.signal(STOP_SIGNAL, self._on_stop_signal)  # RQ's stop-job command (execution.py)
         self._restart_mark = self.connection.get(keys.RESTART_SIGNAL) or b""
         born = time.monotonic()
         self._beat.start()
@@ -251,11 +252,3 @@ class VitoWorker(ExecutingWorker):
             self.exit_reason = "second stop signal while idle"
             return
         super().request_force_stop(signum, frame)
-
-    def subscribe(self) -> None:
-        # RQ's pub/sub control thread (stop-job commands) is not used: jobs run
-        # in this process and are stopped by timeouts or signals.
-        return None
-
-    def unsubscribe(self) -> None:
-        return None

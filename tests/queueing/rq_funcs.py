@@ -5,6 +5,7 @@ What they do is visible in Redis, so a test in another process can read it.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis import Redis
@@ -43,3 +44,13 @@ def on_success_raises(job: Any, connection: Redis, result: Any, *args: Any, **kw
 
 def entries(connection: Redis) -> list[str]:
     return [e.decode() if isinstance(e, bytes) else e for e in connection.lrange(LOG, 0, -1)]
+
+
+def nap(seconds: float) -> str:
+    _log(f"nap:{seconds}")
+    time.sleep(seconds)
+    return "woke"
+
+
+def on_stopped(job: Any, connection: Redis) -> None:
+    connection.rpush(LOG, f"stopped:{job.id}")

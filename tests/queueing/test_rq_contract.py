@@ -20,7 +20,7 @@ from rq.results import Result
 from queueing import reaper
 from queueing.models import FailedJob
 from tests.queueing import jobs, rq_funcs
-from tests.queueing.conftest import run_worker, wait_for, worker_env
+from tests.queueing.conftest import run_worker, start_worker, wait_for, worker_env
 from tests.sentry_ingest import SentryIngest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -176,3 +176,27 @@ def test_rq_key_prefix_renames_every_key_and_loses_nothing(redis_conn: Redis) ->
     assert FailedJob.objects.get().job_name == "tests.queueing.jobs.always_fails"
     assert redis_conn.llen("{rq}:queue:default") == 0 and redis_conn.zcard("{rq}:wip:default") == 0
     assert not redis_conn.keys("rq:*"), redis_conn.keys("rq:*")  # nothing written under RQ's default prefix
+
+
+def test_django_rq_stop_button_stops_the_running_job_and_the_worker_goes_on(
+    redis_conn: Redis, admin_client: Any, workers: list[Any]
+) -> None:
+    queue = django_rq.get_queue("default")
+    long = queue.enqueue(rq_funcs.nap, 60, on_stopped=Callback(rq_funcs.on_stopped))
+    after = queue.enqueue(rq_funcs.add, 1, 2)
+    workers.append(start_worker("default"))
+    wait_for(lambda: long.get_status() == JobStatus.STARTED, timeout=30)
+    wait_for(lambda: "nap:60" in rq_funcs.entries(redis_conn), timeout=10)
+    queue_index = list(settings.RQ_QUEUES).index("default")
+    started = time.monotonic()
+    response = admin_client.post(f"/admin/django_rq/dashboard/queues/{queue_index}/{long.id}/stop/")
+    assert response.status_code == 302
+    wait_for(lambda: long.get_status() == JobStatus.STOPPED, timeout=15)
+    assert time.monotonic() - started < 15  # not the job's 60 s
+    wait_for(lambda: after.get_status() == JobStatus.FINISHED, timeout=15)  # the same worker goes on
+    assert rq_funcs.entries(redis_conn) == ["nap:60", f"stopped:{long.id}", "add:1+2"]
+    failed = FailedJob.objects.get(job_id=long.id)  # in the ledger, to retry or forget like any failure
+    assert failed.exception_class == "queueing.worker.execution.JobStopped" and failed.attempts == 1
+    result = long.latest_result()
+    assert result is not None and result.type == Result.Type.FAILED
+    assert workers[0].poll() is None

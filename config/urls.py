@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import include, path, re_path
+from django.urls import URLPattern, include, path, re_path
 from django.views.generic import RedirectView, TemplateView
 from django_rq import stats_views
 from drf_spectacular.views import SpectacularAPIView
 
 from analytics.api import DailyStatsView, ReportDetailView, ReportListView
 from orders.api import ExportDetailView, ExportListView, ProductImageView
+from queueing import django_rq_actions
 from queueing.views import metrics_view
 from tenants import tracking
 from tenants.downloads import signed_download
@@ -22,6 +23,19 @@ def healthz(_request: HttpRequest) -> HttpResponse:
     stays 200, so no orchestrator restarts workers that reconnect by themselves.
     """
     return HttpResponse("ok", content_type="text/plain")
+
+
+def django_rq_ledger_urls() -> list[URLPattern]:
+    """django-rq's five failed-job actions, each its own view wrapped (queueing/django_rq_actions.py)."""
+    base = "admin/django_rq/dashboard/queues/<int:queue_index>/"
+    pairs = [
+        ("<str:job_id>/delete/", django_rq_actions.delete_job),
+        ("<str:job_id>/requeue/", django_rq_actions.requeue_job),
+        ("requeue-all/", django_rq_actions.requeue_all),
+        ("failed/clear/", django_rq_actions.delete_failed_jobs),
+        ("actions/", django_rq_actions.actions),
+    ]
+    return [path(base + rest, admin.site.admin_view(view)) for rest, view in pairs]
 
 
 urlpatterns = [
@@ -47,6 +61,8 @@ urlpatterns = [
     # rest of the admin. /metrics (METRICS_TOKEN) is the scrape endpoint.
     re_path(r"^admin/django_rq/dashboard/stats\.json/?", admin.site.admin_view(stats_views.stats_json)),
     re_path(r"^admin/django_rq/dashboard/metrics/?$", admin.site.admin_view(stats_views.prometheus_metrics)),
+    # django-rq's requeue and delete of failed jobs, kept in step with our failed-job ledger.
+    *django_rq_ledger_urls(),
     # Webhook events moved from orders to their own app: old bookmarks and alert e-mails still land.
     re_path(
         r"^admin/orders/webhookevent/(?P<rest>.*)$",

@@ -122,6 +122,13 @@ def failed_job_forget(*, ids: Iterable[int]) -> int:
 
 
 @transaction.atomic
+def failed_job_forget_by_job_ids(job_ids: Iterable[str]) -> int:
+    """Drop the ledger rows of these RQ job ids (django-rq requeued or deleted them)."""
+    deleted, _ = FailedJob.objects.filter(job_id__in=list(job_ids)).delete()
+    return deleted
+
+
+@transaction.atomic
 def failed_job_flush(*, older_than_hours: int | None = None, queue: str | None = None) -> int:
     rows = FailedJob.objects.all()
     if queue is not None:

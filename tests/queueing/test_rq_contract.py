@@ -12,18 +12,25 @@ from typing import Any
 import django_rq
 import pytest
 from django.conf import settings
+from django_rq.settings import get_queues_list
 from redis import Redis
 from rq import Callback
 from rq.job import Dependency, Job, JobStatus
 from rq.results import Result
 
 from queueing import reaper
+from queueing.dispatch import get_queue
 from queueing.models import FailedJob
 from tests.queueing import jobs, rq_funcs
 from tests.queueing.conftest import run_worker, start_worker, wait_for, worker_env
 from tests.sentry_ingest import SentryIngest
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def django_rq_index(queue: str) -> int:
+    """The queue's index in django-rq's URLs (its own order, not RQ_QUEUES')."""
+    return [config["name"] for config in get_queues_list()].index(queue)
 
 
 @pytest.fixture
@@ -145,6 +152,7 @@ def test_the_reaper_releases_dependents_a_dead_worker_left_deferred(redis_conn: 
 ENQUEUE_UNDER_PREFIX = """
 from datetime import timedelta
 import django_rq
+from django_rq.settings import get_queues_list
 from rq import Callback
 from tests.queueing import jobs, rq_funcs
 queue = django_rq.get_queue("default")
@@ -187,7 +195,7 @@ def test_django_rq_stop_button_stops_the_running_job_and_the_worker_goes_on(
     workers.append(start_worker("default"))
     wait_for(lambda: long.get_status() == JobStatus.STARTED, timeout=30)
     wait_for(lambda: "nap:60" in rq_funcs.entries(redis_conn), timeout=10)
-    queue_index = list(settings.RQ_QUEUES).index("default")
+    queue_index = django_rq_index("default")
     started = time.monotonic()
     response = admin_client.post(f"/admin/django_rq/dashboard/queues/{queue_index}/{long.id}/stop/")
     assert response.status_code == 302
@@ -200,3 +208,29 @@ def test_django_rq_stop_button_stops_the_running_job_and_the_worker_goes_on(
     result = long.latest_result()
     assert result is not None and result.type == Result.Type.FAILED
     assert workers[0].poll() is None
+
+
+def test_django_rq_requeue_and_delete_keep_the_ledger_in_step(redis_conn: Redis, admin_client: Any) -> None:
+    jobs.always_fails.dispatch("again")
+    jobs.always_fails.dispatch("gone")
+    assert run_worker("default", "--burst").returncode == 0
+    again = FailedJob.objects.get(args=["again"])
+    gone = FailedJob.objects.get(args=["gone"])
+    base = f"/admin/django_rq/dashboard/queues/{django_rq_index('default')}/"
+    # Requeue under the old id: the row leaves the ledger, the job runs again.
+    assert admin_client.post(f"{base}{again.job_id}/requeue/").status_code == 302
+    assert not FailedJob.objects.filter(pk=again.pk).exists()
+    assert admin_client.post(f"{base}{gone.job_id}/delete/").status_code == 302
+    assert not FailedJob.objects.filter(pk=gone.pk).exists()
+    assert run_worker("default", "--burst").returncode == 0
+    # It failed again: a new row, and the failure hook called again.
+    row = FailedJob.objects.get()
+    assert row.job_id == again.job_id and row.args == ["again"]
+    assert sorted(jobs.effects("hooks")) == ["again:RuntimeError", "again:RuntimeError", "gone:RuntimeError"]
+    # The bulk action and "requeue all" go the same way.
+    response = admin_client.post(f"{base}actions/", {"action": "requeue", "job_ids": [row.job_id]})
+    assert response.status_code == 302 and not FailedJob.objects.exists()
+    assert run_worker("default", "--burst").returncode == 0
+    assert FailedJob.objects.count() == 1
+    assert admin_client.post(f"{base}requeue-all/").status_code == 302
+    assert not FailedJob.objects.exists() and get_queue("default").count == 1

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from django.db import DatabaseError, close_old_connections, transaction
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.rate_limit import release_slot
 from rq.results import Result
 from rq.utils import now
 
@@ -65,7 +66,7 @@ def settle(
     """Retry the job if it has attempts left and the error is not permanent; else fail it finally
     (``status``: FAILED, or STOPPED for a job stopped by request)."""
     if not permanent and job.should_retry:
-        _retry(job, queue, member)
+        _retry(job, queue, member)  # an RQ rate-limit slot stays with the job, as in RQ
         log.warning(
             "%s %s attempt %d failed (%s: %s); %d left",
             job.func_name,
@@ -100,7 +101,9 @@ def settle(
             job_id=job.id,
         )
     if has_dependents:
-        dependents.release(queue, job)  # those that allow the failure run; the rest stay deferred
+        dependents.release(queue, job)
+    if job.has_rate_limit:  # RQ's concurrency limit: the slot is free, the next waiting job goes
+        release_slot(job)  # those that allow the failure run; the rest stay deferred
     log.error(
         "%s %s failed after %d attempt(s): %s: %s",
         job.func_name,

@@ -33,7 +33,9 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 from rq import Queue
 from rq.callbacks import execute_failure_callback, execute_stopped_callback, execute_success_callback
 from rq.command import parse_payload
-from rq.job import Job, JobStatus
+from rq.job import Job, JobStatus, Retry
+from rq.rate_limit import release_slot
+from rq.repeat import Repeat
 from rq.results import Result
 from rq.utils import now, utcformat
 from rq.worker import SimpleWorker, WorkerStatus
@@ -53,6 +55,10 @@ STOP_SIGNAL = signal.SIGUSR1
 
 class JobStopped(Exception):
     """Raised inside a job by RQ's stop-job command (django-rq's Stop button) or kill-horse."""
+
+
+class UnsupportedRQFeature(Exception):
+    """A job asked for an RQ behaviour this worker does not run: it fails, saying so."""
 
 
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
@@ -141,12 +147,19 @@ class ExecutingWorker(SimpleWorker):
     def _finalize_success(self, job: Job, queue: Queue, execution: Any, return_value: Any) -> None:
         hand = self._require_hand()
         hand.finalizing = True
+        if isinstance(return_value, Retry):
+            # Raised here, so RQ's perform_job settles it as this job's failure, with the reason.
+            raise UnsupportedRQFeature(
+                "returning rq.Retry from a job is not supported on VitoWorker: raise an exception instead, "
+                "and give the job tries (@job(tries=...) or enqueue(..., retry=Retry(max=...)))"
+            )
         job._result = return_value
         job._status = JobStatus.FINISHED
         # Outside the guard below: a success callback that raises fails the job, as in RQ.
         execute_success_callback(job, self.death_penalty_class, return_value)
         try:
             self._record_success(job, hand, getattr(job, "definition", None), return_value)
+            self._after_success(job, hand)
         except Exception as exc:  # not the job's failure: see run_claimed
             hand.bookkeeping_error = exc
 
@@ -274,6 +287,15 @@ class ExecutingWorker(SimpleWorker):
         log.info("%s %s done in %.1f ms", job.func_name, job.id, elapsed * 1000)
         if has_dependents:
             dependents.release(hand.queue, job)
+
+    def _after_success(self, job: Job, hand: InHand) -> None:
+        """RQ's ``Repeat`` (the job goes back on its queue, or is scheduled) and its
+        rate-limit slot (freed, and the next waiting job pushed); no command for other jobs."""
+        if job.repeats_left is not None and job.repeats_left > 0:
+            job.timeout = hand.timeout  # Repeat saves the job: its own timeout, not the effective one
+            Repeat.schedule(job, hand.queue)
+        if job.has_rate_limit:
+            release_slot(job)  # kept (RQ's rule) while the job is queued again for an immediate repeat
 
     def _record_failure(
         self,

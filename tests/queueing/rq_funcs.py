@@ -54,3 +54,10 @@ def nap(seconds: float) -> str:
 
 def on_stopped(job: Any, connection: Redis) -> None:
     connection.rpush(LOG, f"stopped:{job.id}")
+
+
+def asks_for_retry() -> Any:
+    from rq import Retry
+
+    _log("asks_for_retry")
+    return Retry(max=2)

@@ -16,6 +16,8 @@ from django_rq.settings import get_queues_list
 from redis import Redis
 from rq import Callback
 from rq.job import Dependency, Job, JobStatus
+from rq.rate_limit import RateLimit
+from rq.repeat import Repeat
 from rq.results import Result
 
 from queueing import reaper
@@ -154,6 +156,8 @@ from datetime import timedelta
 import django_rq
 from django_rq.settings import get_queues_list
 from rq import Callback
+from rq.rate_limit import RateLimit
+from rq.repeat import Repeat
 from tests.queueing import jobs, rq_funcs
 queue = django_rq.get_queue("default")
 parent = queue.enqueue(rq_funcs.add, 1, 2)
@@ -234,3 +238,20 @@ def test_django_rq_requeue_and_delete_keep_the_ledger_in_step(redis_conn: Redis,
     assert FailedJob.objects.count() == 1
     assert admin_client.post(f"{base}requeue-all/").status_code == 302
     assert not FailedJob.objects.exists() and get_queue("default").count == 1
+
+
+def test_repeat_rate_limit_and_a_returned_retry(redis_conn: Redis) -> None:
+    queue = django_rq.get_queue("default")
+    repeated = queue.enqueue(rq_funcs.add, 2, 2, repeat=Repeat(times=2))
+    limit = RateLimit("one-at-a-time", concurrency=1)
+    limited = [queue.enqueue(rq_funcs.add, n, 0, rate_limit=limit) for n in (10, 20, 30)]
+    assert queue.count == 2  # the limit holds two back until the first one's slot is free
+    retry = queue.enqueue(rq_funcs.asks_for_retry)
+    assert run_worker("default", "--burst").returncode == 0
+    entries = rq_funcs.entries(redis_conn)
+    assert entries.count("add:2+2") == 3  # once and two repeats
+    assert sorted(e for e in entries if e.endswith("+0")) == ["add:10+0", "add:20+0", "add:30+0"]  # each slot freed
+    assert all(job.get_status() == JobStatus.FINISHED for job in [repeated, *limited])
+    failed = FailedJob.objects.get(job_id=retry.id)  # refused, with the reason, not dropped
+    assert failed.exception_class == "queueing.worker.execution.UnsupportedRQFeature"
+    assert "returning rq.Retry" in failed.message

@@ -273,9 +273,9 @@ class ExecutingWorker(SimpleWorker):
                 if result_ttl and result_ttl > 0:
                     pipe.expire(job.key, result_ttl)
                     pipe.zadd(hand.queue.finished_job_registry.key, {job.id: time.time() + result_ttl})
-                if result is not None:
-                    # Kept for job.return_value() and django-rq's job page.
-                    Result.create(job, Result.Type.SUCCESSFUL, result_ttl, return_value=result, pipeline=pipe)
+                # Kept for job.latest_result() / return_value() and django-rq's job page;
+                # written for None too, as RQ does (code polls latest_result() for the outcome).
+                Result.create(job, Result.Type.SUCCESSFUL, result_ttl, return_value=result, pipeline=pipe)
             pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
             pipe.hincrby(self.key, "successful_job_count", 1)
             pipe.hincrbyfloat(self.key, "total_working_time", elapsed)

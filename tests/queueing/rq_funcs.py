@@ -61,3 +61,7 @@ def asks_for_retry() -> Any:
 
     _log("asks_for_retry")
     return Retry(max=2)
+
+
+def noop() -> None:
+    _log("noop")

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import django
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
@@ -84,6 +85,12 @@ INSTALLED_APPS = [
     "analytics",
     "config.apps.ProjectConfig",
 ]
+if django.VERSION < (6, 0):
+    # Django's task framework as the `django-tasks` backport; built into Django 6.
+    INSTALLED_APPS.append("django_tasks")
+
+# Django tasks (@task(...).enqueue()) run on our queues and workers (docs/rq-contract.md).
+TASKS = {"default": {"BACKEND": "queueing.task_backend.VitoTaskBackend"}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

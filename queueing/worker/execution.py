@@ -44,6 +44,7 @@ from queueing import claims, dependents, recent, scripts, unique
 from queueing.definitions import Backoff, JobDefinition, PermanentError, definition_for
 from queueing.failures import Failure, apply_worker_defaults, settle
 from queueing.middleware import JobContext, Release, run_with_middleware
+from queueing.task_backend import runner
 
 log = logging.getLogger("queueing.worker")
 
@@ -65,13 +66,20 @@ ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType 
 
 
 class WorkerJob(Job):
-    """A job as the worker runs it: its definition's middleware wraps the call.
+    """A job as the worker runs it: its definition's middleware wraps the call,
+    and a Django task is called the framework's way (queueing/task_backend/runner.py).
 
     RQ's ``perform_job`` calls ``job.perform()``; the middleware (rate limits,
     overlap locks, tenant context) must run inside it, under the same timeout.
     """
 
     definition: JobDefinition[Any, Any] | None = None
+
+    def _execute(self) -> Any:
+        func = self.func
+        if runner.is_task(func):  # a Django task (django.tasks): Task.call, context, signals
+            return runner.run(self, func)
+        return super()._execute()
 
     def perform(self) -> Any:
         definition = self.definition

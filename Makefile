@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test lint format bench chaos clean-var system-packages-run system-packages-test
+.PHONY: run test test-django6 lint format bench chaos clean-var system-packages-run system-packages-test
 
 # mypy's Django plugin imports settings; placeholder URLs keep it from starting
 # the embedded servers (it exits without running atexit handlers).
@@ -36,6 +36,13 @@ run: system-packages-run $(RUN_STAMP)
 ## test: the whole suite (embedded services in a throwaway dir unless DATABASE_URL/REDIS_URL)
 test: system-packages-test $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-django6: the django.tasks backend and RQ-contract tests on Python 3.12 + Django 6.1 (CI's second leg)
+# Django 6.1 deprecates the EMAIL_* settings (MAILERS); the suite turns warnings into errors.
+DJANGO6_TESTS := tests/queueing/test_task_backend.py tests/queueing/test_rq_contract.py tests/queueing/test_rq_conformance.py
+test-django6: system-packages-test
+	sh devops/django6-venv
+	.venv-django6/bin/python -m pytest -W "ignore::django.utils.deprecation.RemovedInDjango2028Warning" $(DJANGO6_TESTS)
 
 ## lint: ruff (lint + format check) and mypy
 lint: $(DEV_STAMP)

@@ -18,6 +18,7 @@ docs/rq-contract.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import sys
@@ -76,10 +77,16 @@ class WorkerJob(Job):
     definition: JobDefinition[Any, Any] | None = None
 
     def _execute(self) -> Any:
+        # RQ's _execute, resolving the function once (RQ's ``func`` imports it on every access).
         func = self.func
+        if func is None:
+            raise ValueError("Cannot execute job: function is None")
         if runner.is_task(func):  # a Django task (django.tasks): Task.call, context, signals
             return runner.run(self, func)
-        return super()._execute()
+        result = func(*self.args, **self.kwargs)
+        if asyncio.iscoroutine(result):
+            return asyncio.run(result)
+        return result
 
     def perform(self) -> Any:
         definition = self.definition

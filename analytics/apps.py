@@ -16,3 +16,32 @@ class AnalyticsConfig(AppConfig):
 
         register_download("report", resolve_report_download)
         contribute_admin_action(Tenant, generate_monthly_report)
+
+        # Monthly reports (and their PDFs) and the plan-limit audit history go with the nightly purge.
+        from analytics.models import LimitAudit, MonthlyReport
+        from analytics.reports import report_still_needed
+        from queueing.retention import Kind, register_kind
+
+        register_kind(
+            Kind(
+                "monthly_reports",
+                MonthlyReport,
+                "created_at",
+                default_days=400,
+                description="monthly PDF reports and their files",
+                tenant_field="tenant_id",
+                still_needed=report_still_needed,
+                file_field="file",
+                file_prefix="reports/",
+            )
+        )
+        register_kind(
+            Kind(
+                "limit_audits",
+                LimitAudit,
+                "audited_at",
+                default_days=400,
+                description="plan-limit audit history",
+                tenant_field="tenant_id",
+            )
+        )

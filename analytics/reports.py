@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -265,4 +265,12 @@ def resolve_report_download(object_id: int, tenant_id: int) -> Download | None:
         path=report.file.name,
         filename=f"report-{report.tenant.slug}-{report.month:%Y-%m}.pdf",
         content_type="application/pdf",
+    )
+
+
+def report_still_needed(now: datetime) -> Q:
+    """Reports the purge must keep: still being made, or one whose download link may still work."""
+    link_valid_since = now - timedelta(seconds=settings.DOWNLOAD_LINK_LIFETIME)
+    return Q(status__in=[MonthlyReport.Status.QUEUED, MonthlyReport.Status.RUNNING]) | Q(
+        finished_at__gte=link_valid_since
     )

@@ -110,7 +110,7 @@ class Family:
 
 # One table row each; every command of ours must fall into one (test_every_command_has_bad_input_cases).
 FAMILIES = (
-    Family("queue", "queue_* commands", "unknown options & queues, bad/negative/missing ids, malformed limits"),
+    Family("queue", "queue_* commands, purge", "unknown options, queues & kinds, bad/missing ids, malformed limits"),
     Family("processes", "rqworker, schedule_work, outbox_process, queue_supervise",
            "unknown queues, negative seconds, bad backoff, bad schedule path, bad batch size"),
     Family("outbox", "outbox_coroner/prune/replay", "reversed ranges, bad dates & ids, empty selection, negative ages"),
@@ -244,6 +244,15 @@ def bad_cases(seed: Seed) -> dict[str, list[Bad]]:
             Bad((), "required: queue"),
             Bad(("nosuch", "--force"), "unknown queue 'nosuch'"),
             Bad(("default",), "add --force"),
+        ],
+        "purge": [
+            Bad(("--only", "nosuch"), "unknown kind 'nosuch'", fast=True),
+            Bad(("--only", ""), "must not be empty"),
+            Bad(
+                ("--only", "interactions,nosuch"), "unknown kind 'nosuch'"
+            ),  # one good kind does not let the rest through
+            Bad(("--tenant", "nobody"), "unknown tenant 'nobody'"),
+            Bad(("--tenant", ""), "must not be empty"),
         ],
         "queue_topology": [
             Bad(("--supervisord", "nosuch"), "invalid choice: 'nosuch'"),

@@ -38,8 +38,10 @@ SCHEDULE = [
     Entry("tenant-limits-audit", "analytics.jobs.audit_tenant_limits", cron="30 1 * * *"),
     # ReleaseStaleOrders: PENDING orders older than 30 minutes give their stock back.
     Entry("release-stale-orders", "orders.jobs.release_stale_orders", cron="*/15 * * * *"),
-    # The outbox: safety-net relay pass, stuck-message repair, daily pruning.
+    # The outbox: safety-net relay pass, stuck-message repair.
     Entry("outbox-process", "outbox.jobs.relay_safety_net", cron="* * * * *"),
     Entry("outbox-coroner", "outbox.jobs.coroner", cron="*/5 * * * *"),
-    Entry("outbox-prune", "outbox.jobs.prune", cron="0 4 * * *", args=(7,)),
+    # The retention purge: every registered kind of old record (processed outbox
+    # messages included) and orphaned files, by the policies in docs/retention.md.
+    Entry("retention-purge", "queueing.jobs.purge", cron="0 0 * * *"),
 ]

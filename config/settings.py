@@ -205,6 +205,12 @@ OUTBOX_ROUTE_MODULES = env.list("OUTBOX_ROUTE_MODULES", default=[])
 QUEUE_SCHEDULE = "config.schedule.SCHEDULE"
 # Job metrics history (queue_snapshot, every 5 minutes) kept this many days.
 QUEUE_METRICS_RETENTION_DAYS = env.int("QUEUE_METRICS_RETENTION_DAYS", default=7)
+# Retention (docs/retention.md): days each kind of record is kept, over the
+# kinds' defaults, e.g. RETENTION_DAYS=interactions=730,audit_entries=1825;
+# a plan may override a kind for its tenants (Plan.retention_days).
+RETENTION_DAYS = env.dict("RETENTION_DAYS", cast={"value": int}, default={})
+# The purge's orphan sweep leaves files younger than this alone (one being written now).
+RETENTION_ORPHAN_GRACE_HOURS = env.int("RETENTION_ORPHAN_GRACE_HOURS", default=24)
 # E-mails allowed on the queue dashboard (/admin/queues/). Empty: every superuser
 # and holder of queueing.view_dashboard; set: only those of them on the list.
 QUEUE_DASHBOARD_ALLOWLIST = env.list("QUEUE_DASHBOARD_ALLOWLIST", default=[])

@@ -18,3 +18,23 @@ class OrdersConfig(AppConfig):
             register_handler(provider, event_type, handle, validate=validate)
         # The AI business profile is written from the tenant's catalog.
         register_catalog(catalog_sample)
+
+        # Exports and their files go with the nightly purge once done (or failed)
+        # and past the lifetime of any link sent for them.
+        from orders.exports import export_still_needed
+        from orders.models import SalesExport
+        from queueing.retention import Kind, register_kind
+
+        register_kind(
+            Kind(
+                "sales_exports",
+                SalesExport,
+                "created_at",
+                default_days=30,
+                description="sales exports and their files",
+                tenant_field="tenant_id",
+                still_needed=export_still_needed,
+                file_field="file",
+                file_prefix="exports/",
+            )
+        )

@@ -15,9 +15,11 @@ import tempfile
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orders.models import Order, SalesExport
@@ -154,3 +156,9 @@ def resolve_export_download(object_id: int, tenant_id: int) -> Download | None:
         "text/csv" if export.format == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
     return Download(path=export.file, filename=os.path.basename(export.file), content_type=content_type)
+
+
+def export_still_needed(now: datetime) -> Q:
+    """Exports the purge must keep: still being made, or one whose download link may still work."""
+    link_valid_since = now - timedelta(seconds=settings.DOWNLOAD_LINK_LIFETIME)
+    return Q(status__in=[SalesExport.Status.QUEUED, SalesExport.Status.RUNNING]) | Q(finished_at__gte=link_valid_since)

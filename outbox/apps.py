@@ -31,6 +31,31 @@ class OutboxConfig(AppConfig):
             replay_dead,
             confirm="Deliver every dead outbox message again (handlers that already ran skip it)?",
         )
+        # Processed messages (and their inbox rows) go with the nightly purge;
+        # pending, dispatched and dead ones are never purged.
+        from django.db.models import Q
+
+        from outbox.models import OutboxMessage
+        from queueing.retention import Kind, register_kind
+
+        register_kind(
+            Kind(
+                "outbox_messages",
+                OutboxMessage,
+                "processed_at",
+                default_days=7,
+                description="processed outbox messages and their inbox rows",
+                still_needed=lambda now: ~Q(status=OutboxMessage.Status.PROCESSED),
+                after_delete=forget_inbox,
+            )
+        )
+
+
+def forget_inbox(message_ids: list[int]) -> None:
+    """The de-duplication rows of purged messages (their handlers can never see them again)."""
+    from outbox.models import InboxEntry
+
+    InboxEntry.objects.filter(message_id__in=message_ids).delete()
 
 
 REPLAY_BATCH = 1000  # one click replays at most this many, oldest first; outbox_replay does ranges of any size

@@ -50,7 +50,8 @@ PRUNE_BATCH = 1000  # rows per DELETE
 
 @job(queue="maintenance", timeout=PRUNE_SLICE + 60, unique_for=3600, unique_until_processing=True)
 def prune(days: int = 7, before: str | None = None) -> int:
-    """Daily at 04:00: delete processed messages older than ``days``, a slice at a time.
+    """Delete processed messages older than ``days``, a slice at a time (by hand; the
+    nightly retention purge covers these rows too, see docs/retention.md).
 
     The first slice fixes the cutoff and hands it on (``before``), so the chain
     ends when that night's backlog is gone, however busy the outbox is meanwhile."""

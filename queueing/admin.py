@@ -6,9 +6,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.template.defaultfilters import filesizeformat
+from django.utils.html import format_html, format_html_join
 
-from queueing.models import AlertEvent, AuditEntry, FailedJob, MetricSnapshot
+from queueing.models import AlertEvent, AuditEntry, FailedJob, MetricSnapshot, PurgeRun
 from queueing.services import failed_job_forget, failed_job_retry
 
 
@@ -135,3 +136,44 @@ class MetricSnapshotAdmin(ReadOnlyAdmin):
         "wait_p95_ms",
         "depth",
     )
+
+
+@admin.register(PurgeRun)
+class PurgeRunAdmin(ReadOnlyAdmin):
+    """The retention purge's runs: per kind, how many rows and bytes went (docs/retention.md)."""
+
+    list_display = ("started_at", "trigger", "status", "tenant", "only", "rows", "size", "finished_at")
+    list_filter = ("status", "trigger", "started_at")
+    date_hierarchy = "started_at"
+    readonly_fields = ("started_at", "finished_at", "clock", "trigger", "tenant", "only", "status", "figures", "error")
+
+    @admin.display(description="rows")
+    def rows(self, run: PurgeRun) -> str:
+        return f"{run.rows:,}"
+
+    @admin.display(description="size")
+    def size(self, run: PurgeRun) -> str:
+        return filesizeformat(run.total_bytes)
+
+    @admin.display(description="per kind")
+    def figures(self, run: PurgeRun) -> str:
+        rows = [
+            (
+                name,
+                data.get("skipped") or f"{data.get('rows', 0):,}",
+                filesizeformat(data.get("bytes", 0)),
+                data.get("files", 0),
+                filesizeformat(data.get("file_bytes", 0)),
+                data.get("orphans", 0),
+                data.get("oldest") or "-",
+            )
+            for name, data in run.results.items()
+        ]
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+        )
+        return format_html(
+            "<table><tr><th>kind</th><th>rows</th><th>size</th><th>files</th><th>file size</th>"
+            "<th>orphans</th><th>oldest</th></tr>{}</table>",
+            body,
+        )

@@ -62,3 +62,29 @@ def queues_are_routed(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
         )
         for found in unrouted(declared)
     ]
+
+
+def retention_days_are_known(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
+    """RETENTION_DAYS names registered kinds, each with whole days of at least 1."""
+    from queueing.retention import kinds
+
+    known = {kind.name for kind in kinds()}
+    errors: list[CheckMessage] = []
+    for name, days in settings.RETENTION_DAYS.items():
+        if name not in known:
+            errors.append(
+                Error(
+                    f"RETENTION_DAYS names {name!r}, which is not a kind of record the purge knows.",
+                    hint=f"One of: {', '.join(sorted(known))} (`manage.py purge --dry-run` lists them).",
+                    id="queueing.E002",
+                )
+            )
+        elif not isinstance(days, int) or days < 1:
+            errors.append(
+                Error(
+                    f"RETENTION_DAYS: {name}={days!r} is not a whole number of days of at least 1.",
+                    hint="To keep a kind longer raise its days; no kind can be purged of rows younger than a day.",
+                    id="queueing.E003",
+                )
+            )
+    return errors

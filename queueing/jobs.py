@@ -80,3 +80,24 @@ def check_alerts(queue: str) -> list[str]:
     from queueing.alerts import check_alerts as run_checks
 
     return run_checks(redis_connection())
+
+
+# The purge runs in slices of PURGE_SLICE seconds, each its own job, for the
+# reason the outbox prune does: a short timeout keeps a deploy's drain short,
+# and a slice cut short loses nothing (the run's clock and figures are in its
+# PurgeRun row; the next slice carries on).
+PURGE_SLICE = 240
+
+
+@job(queue="maintenance", timeout=PURGE_SLICE + 60, unique_for=3600, unique_until_processing=True)
+def purge(run_id: int | None = None) -> dict[str, int]:
+    """Nightly at 00:00: the retention purge (queueing/retention/, docs/retention.md)."""
+    from queueing.models import PurgeRun
+    from queueing.retention import purge_continue, purge_start
+
+    run = PurgeRun.objects.filter(pk=run_id).first() if run_id is not None else purge_start(trigger="schedule")
+    if run is None or run.status != PurgeRun.Status.RUNNING:
+        return {}  # a slice delivered twice, or a run deleted meanwhile: nothing to carry on
+    if not purge_continue(run, budget=PURGE_SLICE):
+        purge.dispatch(run.pk)  # the next slice (jobs run in autocommit: enqueued now)
+    return {"run": run.pk, "rows": run.rows}

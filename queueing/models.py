@@ -112,3 +112,44 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.condition} {self.state} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PurgeRun(models.Model):
+    """One run of the retention purge (``purge`` / the nightly job): what went, per kind.
+
+    ``results`` maps a kind to its figures (rows, bytes, files, file_bytes,
+    oldest, orphans, orphan_bytes, skipped); a run cut into slices adds each
+    slice's figures here. Dry runs change nothing, so they leave no row."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    clock = models.DateTimeField(help_text="The run's 'now': every cutoff is computed from it, once.")
+    trigger = models.CharField(max_length=16)  # "schedule", "command"
+    only = models.CharField(max_length=255, blank=True)  # comma-separated kinds; blank: all
+    tenant = models.CharField(max_length=100, blank=True)  # a tenant's slug; blank: every tenant
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    results = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"purge {self.pk} ({self.status}) at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def rows(self) -> int:
+        return sum(int(figures.get("rows", 0)) for figures in self.results.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(
+            int(figures.get(key, 0))
+            for figures in self.results.values()
+            for key in ("bytes", "file_bytes", "orphan_bytes")
+        )

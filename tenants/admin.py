@@ -42,6 +42,7 @@ class PlanAdmin(admin.ModelAdmin[Plan]):
         "max_orders_per_month",
         "max_campaign_recipients_per_month",
         "max_storage_mb",
+        "retention_days",
     )
     search_fields = ("name", "slug")
 

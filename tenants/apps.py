@@ -28,3 +28,21 @@ class TenantsConfig(AppConfig):
             "tenants.profiles.handle_tenant_approved",
             formerly=["orders.profiles.handle_tenant_approved"],
         )
+
+        # Tracking hits go with the nightly purge (the privacy purge); a plan may
+        # keep any tenant data kind longer or shorter (Plan.retention_days).
+        from queueing.retention import Kind, register_kind, register_tenancy
+        from tenants.models import Interaction
+        from tenants.retention import TENANCY
+
+        register_kind(
+            Kind(
+                "interactions",
+                Interaction,
+                "occurred_at",
+                default_days=395,
+                description="tracking hits (pixel views and redirects)",
+                tenant_field="tenant_id",
+            )
+        )
+        register_tenancy(TENANCY)

@@ -20,9 +20,17 @@ class Plan(models.Model):
     max_campaign_recipients_per_month = models.PositiveIntegerField()
     max_storage_mb = models.PositiveIntegerField()
     stripe_price_id = models.CharField(max_length=100, blank=True)
+    # Days this plan keeps a kind of its tenants' data, over RETENTION_DAYS:
+    # {"interactions": 730}. Checked against the registered kinds (tenants/retention.py).
+    retention_days = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from tenants.retention import validate_plan_retention
+
+        validate_plan_retention(self.retention_days)
 
 
 class Tenant(models.Model):

@@ -24,3 +24,20 @@ class WebhooksConfig(AppConfig):
         )
         register("webhooks", webhook_status)
         register_handler(PROVIDER, SMOKE_TYPE, smoke_handle)
+
+        # Handled events go with the nightly purge; one still waiting or failing stays.
+        from django.db.models import Q
+
+        from queueing.retention import Kind, register_kind
+        from webhooks.models import WebhookEvent
+
+        register_kind(
+            Kind(
+                "webhook_events",
+                WebhookEvent,
+                "received_at",
+                default_days=30,
+                description="inbound webhook events already processed or ignored",
+                still_needed=lambda now: ~Q(status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]),
+            )
+        )

@@ -182,6 +182,8 @@ REGISTRARS = {
     "contribute_admin_action",
     "register_handler",  # webhook providers' dispatch tables
     "register_catalog",
+    "register_kind",  # retention kinds (queueing/retention/)
+    "register_tenancy",
 }
 
 

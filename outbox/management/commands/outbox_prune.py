@@ -1,6 +1,7 @@
 """Delete processed outbox messages and their inbox rows older than ``--days``
 (Laravel's ``outbox:prune``), a thousand at a time so no lock is held long.
-Pending, dispatched and dead messages are never pruned. Daily at 04:00."""
+Pending, dispatched and dead messages are never pruned. The nightly retention
+purge (``purge``, docs/retention.md) deletes the same rows on the schedule."""
 
 from __future__ import annotations
 

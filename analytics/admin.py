@@ -3,20 +3,30 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from analytics.models import LimitAudit, LimitNotice, MonthlyReport
 from analytics.reports import last_month, report_request
+from tenants.downloads import download_url
 from tenants.models import Tenant
 
 
 @admin.register(MonthlyReport)
 class MonthlyReportAdmin(admin.ModelAdmin[MonthlyReport]):
-    list_display = ("id", "tenant", "month", "status", "requested_by", "created_at", "finished_at")
+    list_display = ("id", "preview", "tenant", "month", "status", "requested_by", "created_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("tenant__slug", "email")
     list_select_related = ("tenant", "requested_by")
     raw_id_fields = ("tenant", "requested_by")
-    readonly_fields = ("status", "file", "error", "finished_at")
+    readonly_fields = ("status", "file", "preview", "error", "finished_at")
+
+    @admin.display(description="first page")
+    def preview(self, report: MonthlyReport) -> str:
+        """The thumbnail through a short-lived signed link (the file is not public)."""
+        if not report.thumbnail:
+            return "-"
+        link = download_url(kind="report-thumbnail", object_id=report.pk, tenant_id=report.tenant_id, lifetime=3600)
+        return format_html('<img src="{}" width="80" alt="first page of report {}">', link, report.pk)
 
 
 # Registered from here, above tenants, because the report reads orders too.

@@ -6,11 +6,12 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.core.validators import RegexValidator
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +20,7 @@ from rest_framework.views import APIView
 from analytics.jobs import yesterday
 from analytics.models import MonthlyReport
 from analytics.reports import month_start, report_request
+from analytics.thumbnails import thumbnail_request
 from tenants.api import tenant_for
 from tenants.downloads import download_url
 from tenants.models import TenantDailyStats
@@ -126,6 +128,9 @@ class ReportStatusSerializer(serializers.Serializer[dict[str, Any]]):
     finished_at = serializers.DateTimeField(allow_null=True)
     status_url = serializers.URLField()
     download_url = serializers.URLField(required=False, help_text="Signed, expiring link; only when done.")
+    thumbnail_url = serializers.URLField(
+        required=False, help_text="Signed, expiring link to the first page as a PNG; once it is rendered."
+    )
     error = serializers.CharField(required=False, help_text="Only when failed.")
 
 
@@ -141,6 +146,9 @@ def _report_status(request: Request, report: MonthlyReport) -> dict[str, Any]:
     if report.status == MonthlyReport.Status.DONE:
         link = download_url(kind="report", object_id=report.pk, tenant_id=report.tenant_id)
         body["download_url"] = request.build_absolute_uri(link)
+    if report.thumbnail:
+        link = download_url(kind="report-thumbnail", object_id=report.pk, tenant_id=report.tenant_id)
+        body["thumbnail_url"] = request.build_absolute_uri(link)
     if report.status == MonthlyReport.Status.FAILED:
         body["error"] = report.error
     return body
@@ -173,3 +181,27 @@ class ReportDetailView(APIView):
     def get(self, request: Request, report_id: int) -> Response:
         report = get_object_or_404(MonthlyReport, pk=report_id, tenant=tenant_for(request))
         return Response(_report_status(request, report))
+
+
+class ReportThumbnailView(APIView):
+    """``GET /api/reports/<id>/thumbnail/``: 302 to the PNG's signed link; 202 while it
+    is being made (a finished report without one has it queued now); 409 for a failed report."""
+
+    @extend_schema(
+        responses=tenant_responses(
+            {
+                302: OpenApiResponse(description="Redirect (`Location`) to the signed, expiring PNG link."),
+                202: ReportStatusSerializer,
+                409: OpenApiResponse(description="The report failed: it has no first page to show."),
+            }
+        )
+    )
+    def get(self, request: Request, report_id: int) -> Response | HttpResponseRedirect:
+        report = get_object_or_404(MonthlyReport, pk=report_id, tenant=tenant_for(request))
+        if report.thumbnail:
+            link = download_url(kind="report-thumbnail", object_id=report.pk, tenant_id=report.tenant_id)
+            return HttpResponseRedirect(request.build_absolute_uri(link))
+        if report.status == MonthlyReport.Status.FAILED:
+            return Response({"detail": "The report failed; it has no thumbnail."}, status=status.HTTP_409_CONFLICT)
+        thumbnail_request(report)  # queued on `thumbnails` when the report is done; else the report queues it
+        return Response(_report_status(request, report), status=status.HTTP_202_ACCEPTED)

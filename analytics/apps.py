@@ -15,6 +15,9 @@ class AnalyticsConfig(AppConfig):
         from tenants.models import Tenant
 
         register_download("report", resolve_report_download)
+        from analytics.thumbnails import resolve_thumbnail_download
+
+        register_download("report-thumbnail", resolve_thumbnail_download)
         contribute_admin_action(Tenant, generate_monthly_report)
 
         # Monthly reports (and their PDFs) and the plan-limit audit history go with the nightly purge.
@@ -28,10 +31,10 @@ class AnalyticsConfig(AppConfig):
                 MonthlyReport,
                 "created_at",
                 default_days=400,
-                description="monthly PDF reports and their files",
+                description="monthly PDF reports, their files and thumbnails",
                 tenant_field="tenant_id",
                 still_needed=report_still_needed,
-                file_field="file",
+                file_fields=("file", "thumbnail"),
                 file_prefix="reports/",
             )
         )

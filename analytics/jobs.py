@@ -72,6 +72,15 @@ def generate_pdf_report(tenant_id: int, report_id: int) -> None:
     report_generate(tenant_id=tenant_id, report_id=report_id)
 
 
+@job(queue="thumbnails", timeout=60, tries=3, backoff=[5, 30], unique_for=300)
+def generate_report_thumbnail(tenant_id: int, report_id: int) -> None:
+    """GenerateReportThumbnail: the report's first page as a PNG, the moment the PDF
+    is stored. Unique, so a burst of requests for one thumbnail queues it once."""
+    from analytics.thumbnails import thumbnail_generate
+
+    thumbnail_generate(tenant_id=tenant_id, report_id=report_id)
+
+
 @job(queue="default", timeout=1800, tries=1, unique_for=3600)
 def audit_tenant_limits() -> dict[str, int]:
     """AuditTenantLimits: every approved tenant's usage against its plan, daily.

@@ -24,6 +24,8 @@ class MonthlyReport(models.Model):
     requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
     email = models.EmailField(blank=True)
     file = models.FileField(upload_to="reports/", max_length=255, blank=True)
+    # The first page as a PNG (GenerateReportThumbnail, on `thumbnails`: `high` in most layouts).
+    thumbnail = models.FileField(upload_to="reports/", max_length=255, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -212,7 +212,9 @@ def render_pdf(html: str) -> bytes:
 
 def report_generate(*, tenant_id: int, report_id: int) -> MonthlyReport | None:
     """Build and store the PDF. A deleted report (or another tenant's id) is a no-op;
-    running it again replaces the file."""
+    running it again replaces the file (and its thumbnail, queued anew)."""
+    from analytics.jobs import generate_report_thumbnail
+
     report = MonthlyReport.objects.select_related("tenant", "requested_by").filter(pk=report_id, tenant_id=tenant_id)
     found = report.first()
     if found is None:
@@ -221,13 +223,16 @@ def report_generate(*, tenant_id: int, report_id: int) -> MonthlyReport | None:
     started = datetime.now(UTC)
     pdf = render_pdf(render_html(report_figures(tenant=found.tenant, month=found.month)))
     previous = found.file.name if found.file else ""
+    previous_thumbnail = found.thumbnail.name if found.thumbnail else ""
     name = f"reports/{tenant_id}/report-{found.pk}-{found.month:%Y-%m}.pdf"
     stored = found.file.storage.save(name, ContentFile(pdf))
-    if previous and previous != stored:
-        found.file.storage.delete(previous)
     MonthlyReport.objects.filter(pk=found.pk).update(
-        status=MonthlyReport.Status.DONE, file=stored, finished_at=timezone.now()
+        status=MonthlyReport.Status.DONE, file=stored, thumbnail="", finished_at=timezone.now()
     )
+    # The old files go once nothing points at them (a thumbnail is of one PDF).
+    for old in {previous, previous_thumbnail} - {"", stored}:
+        found.file.storage.delete(old)
+    generate_report_thumbnail.dispatch(tenant_id, found.pk)  # jobs run in autocommit: queued now
     log.info(
         "monthly report %s (%s %s) rendered in %.2fs, %d bytes",
         found.pk,

@@ -5,7 +5,7 @@ from django.views.generic import RedirectView, TemplateView
 from django_rq import stats_views
 from drf_spectacular.views import SpectacularAPIView
 
-from analytics.api import DailyStatsView, ReportDetailView, ReportListView
+from analytics.api import DailyStatsView, ReportDetailView, ReportListView, ReportThumbnailView
 from orders.api import ExportDetailView, ExportListView, ProductImageView
 from queueing import django_rq_actions
 from queueing.views import metrics_view
@@ -54,6 +54,7 @@ urlpatterns = [
     path("api/analytics/", DailyStatsView.as_view(), name="api-analytics"),
     path("api/reports/", ReportListView.as_view(), name="api-reports"),
     path("api/reports/<int:report_id>/", ReportDetailView.as_view(), name="api-report-detail"),
+    path("api/reports/<int:report_id>/thumbnail/", ReportThumbnailView.as_view(), name="api-report-thumbnail"),
     # The queue dashboard has its own access rule (not superusers-only), so it comes before the admin.
     path("admin/queues/", include("queueing.dashboard.urls")),
     # django-rq leaves its stats.json and Prometheus views open to any staff

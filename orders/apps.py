@@ -34,7 +34,7 @@ class OrdersConfig(AppConfig):
                 description="sales exports and their files",
                 tenant_field="tenant_id",
                 still_needed=export_still_needed,
-                file_field="file",
+                file_fields=("file",),
                 file_prefix="exports/",
             )
         )

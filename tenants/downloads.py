@@ -27,6 +27,7 @@ class Download:
     path: str  # in default_storage
     filename: str
     content_type: str
+    inline: bool = False  # shown in the browser (an image) rather than saved
 
 
 Resolver = Callable[[int, int], Download | None]  # (object id, tenant id) -> file
@@ -79,7 +80,9 @@ def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
         return HttpResponse("This link is not valid.", status=403, content_type="text/plain")
     except Gone:
         return HttpResponse("This link has expired; request a new one.", status=410, content_type="text/plain")
-    response = FileResponse(default_storage.open(found.path, "rb"), as_attachment=True, filename=found.filename)
+    response = FileResponse(
+        default_storage.open(found.path, "rb"), as_attachment=not found.inline, filename=found.filename
+    )
     response["Content-Type"] = found.content_type
     response["Cache-Control"] = "private, no-store"
     return response

@@ -135,9 +135,9 @@ def measure(kind: Kind, condition: Q) -> KindResult:
         rows=Count("pk"), size=Sum("row_bytes"), oldest=Min(kind.time_field)
     )
     result = KindResult(rows=figures["rows"], bytes=int(figures["size"] or 0), oldest=figures["oldest"])
-    if kind.file_field is not None:
-        names = model._default_manager.filter(condition).exclude(**{kind.file_field: ""})
-        for name in names.values_list(kind.file_field, flat=True).iterator(chunk_size=2000):
+    for file_field in kind.file_fields:
+        names = model._default_manager.filter(condition).exclude(**{file_field: ""})
+        for name in names.values_list(file_field, flat=True).iterator(chunk_size=2000):
             size_of = files.size(name)
             if size_of is not None:
                 result.files += 1
@@ -188,7 +188,7 @@ def delete(kind: Kind, condition: Q, *, deadline: float | None = None) -> tuple[
 
 def _delete_batch(kind: Kind, condition: Q, limit: int) -> tuple[KindResult, list[str]]:
     table, pk, age = _columns(kind)
-    file_column = f"t.{_column(kind, kind.file_field)}" if kind.file_field else "NULL"
+    file_columns = "".join(f", t.{_column(kind, name)}" for name in kind.file_fields)
     with transaction.atomic():
         doomed = (
             _candidates(kind, condition)
@@ -201,7 +201,7 @@ def _delete_batch(kind: Kind, condition: Q, limit: int) -> tuple[KindResult, lis
             cursor.execute(
                 # Names quoted from the model's metadata; every value is a parameter.
                 f"WITH doomed (pk, row_bytes) AS ({doomed_sql}) DELETE FROM {table} t USING doomed"  # noqa: S608
-                f" WHERE t.{pk} = doomed.pk RETURNING t.{pk}, doomed.row_bytes, t.{age}, {file_column}",
+                f" WHERE t.{pk} = doomed.pk RETURNING t.{pk}, doomed.row_bytes, t.{age}{file_columns}",
                 params,
             )
             returned = cursor.fetchall()
@@ -211,7 +211,7 @@ def _delete_batch(kind: Kind, condition: Q, limit: int) -> tuple[KindResult, lis
     result = KindResult(rows=len(ids), bytes=sum(int(row[1]) for row in returned))
     ages = [row[2] for row in returned if row[2] is not None]
     result.oldest = min(ages) if ages else None
-    return result, [row[3] for row in returned if row[3]]
+    return result, [name for row in returned for name in row[3:] if name]
 
 
 def _columns(kind: Kind) -> tuple[str, str, str]:

@@ -44,17 +44,19 @@ def delete(name: str) -> int | None:
 
 def orphans(kind: Kind, now: datetime) -> Iterator[tuple[str, int]]:
     """Files under the kind's prefix that no row references and that are older than the grace period."""
-    if kind.file_prefix is None or kind.file_field is None:
+    if kind.file_prefix is None or not kind.file_fields:
         return
     # Listed before the references are read: a row saved in between is seen.
     listed = list(_walk(kind.file_prefix.rstrip("/")))
     if not listed:
         return
-    referenced = set(
-        kind.model._default_manager.exclude(**{kind.file_field: ""})
-        .values_list(kind.file_field, flat=True)
+    referenced = {
+        name
+        for file_field in kind.file_fields
+        for name in kind.model._default_manager.exclude(**{file_field: ""})
+        .values_list(file_field, flat=True)
         .iterator(chunk_size=5000)
-    )
+    }
     grace = now - timedelta(hours=settings.RETENTION_ORPHAN_GRACE_HOURS)
     for name in listed:
         if name in referenced:

@@ -37,7 +37,7 @@ class Kind:
     description: str
     tenant_field: str | None = None  # the tenant id column (``tenant_id``); None: not tenant data
     still_needed: Callable[[datetime], Q] | None = None
-    file_field: str | None = None  # a path in default storage, deleted after its row
+    file_fields: tuple[str, ...] = ()  # paths in default storage, deleted after their row
     file_prefix: str | None = None  # where its files live, swept for orphans
     after_delete: Callable[[list[int]], None] | None = None  # rows that hang off the deleted ones
 

@@ -174,3 +174,65 @@ def test_a_thousand_orders_render_quickly(redis_conn: Redis) -> None:
     elapsed = time.monotonic() - started
     assert f.paid_orders == 1000 and pdf.startswith(b"%PDF")
     assert elapsed < 30, f"1000-order month took {elapsed:.2f}s"
+
+
+def test_the_thumbnail_is_the_first_page_as_a_png_rendered_on_high(redis_conn: Redis) -> None:
+    from PIL import Image
+
+    from analytics.thumbnails import THUMBNAIL_WIDTH
+
+    tenant = TenantFactory.create()
+    _seed(tenant)
+    client = _member(tenant)
+    report_id = client.post("/api/reports/", {"month": "2026-03"}, content_type="application/json").json()["id"]
+    thumbnail_url = f"/api/reports/{report_id}/thumbnail/"
+    assert client.get(thumbnail_url).status_code == 202  # the report is not made yet: it queues its own
+
+    assert run_worker("default", "--burst").returncode == 0  # the PDF; its thumbnail is queued on `high`
+    report = MonthlyReport.objects.get(pk=report_id)
+    assert report.status == "done" and not report.thumbnail
+    assert get_queue("high").count == 1
+    assert run_worker("high", "--burst").returncode == 0
+    report.refresh_from_db()
+    assert report.thumbnail.name.startswith(f"reports/{tenant.pk}/thumbnails/report-{report_id}")
+
+    body = client.get(f"/api/reports/{report_id}/").json()
+    redirect = client.get(thumbnail_url)
+    assert redirect.status_code == 302 and redirect["Location"] == body["thumbnail_url"]
+    download = client.get(body["thumbnail_url"])
+    assert download.status_code == 200 and download["Content-Type"] == "image/png"
+    assert "attachment" not in download.get("Content-Disposition", "")  # shown, not saved
+    png = b"".join(download.streaming_content)  # type: ignore[attr-defined]
+    download.close()
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    # The first page: A4 portrait (the report's page size), with its title in dark ink at the top.
+    width, height = image.size
+    assert width == THUMBNAIL_WIDTH and abs(height / width - 297 / 210) < 0.01
+    top = image.convert("L").crop((0, 0, width, height // 5))
+    darkest, _ = top.getextrema()
+    assert isinstance(darkest, int) and darkest < 100  # some dark pixels: the header text
+    assert sum(image.convert("L").histogram()[241:]) > 0.5 * width * height  # mostly paper
+
+
+def test_thumbnail_requests_queue_once_and_a_failed_report_has_none(redis_conn: Redis) -> None:
+    from analytics.thumbnails import thumbnail_generate
+
+    tenant = TenantFactory.create()
+    client = _member(tenant)
+    failed = MonthlyReport.objects.create(tenant=tenant, month=MONTH, status="failed", error="boom")
+    assert client.get(f"/api/reports/{failed.pk}/thumbnail/").status_code == 409
+    pdf = render_pdf(render_html(report_figures(tenant=tenant, month=MONTH)))
+    from django.core.files.base import ContentFile
+
+    done = MonthlyReport.objects.create(tenant=tenant, month=MONTH, status="done")
+    done.file.save(f"reports/{tenant.pk}/r.pdf", ContentFile(pdf))
+    for _ in range(3):
+        assert client.get(f"/api/reports/{done.pk}/thumbnail/").status_code == 202
+    assert get_queue("high").count == 1  # unique: three requests, one job
+    assert thumbnail_generate(tenant_id=tenant.pk, report_id=done.pk) is not None
+    first = MonthlyReport.objects.get(pk=done.pk).thumbnail.name
+    thumbnail_generate(tenant_id=tenant.pk, report_id=done.pk)  # again: nothing twice
+    assert MonthlyReport.objects.get(pk=done.pk).thumbnail.name == first
+    other = TenantFactory.create()
+    assert client.get(f"/api/reports/{done.pk}/thumbnail/", headers={"X-Tenant": other.slug}).status_code == 404

@@ -21,6 +21,7 @@ TENANT_OPERATIONS = {
     ("get", "/api/analytics/"),
     ("post", "/api/reports/"),
     ("get", "/api/reports/{report_id}/"),
+    ("get", "/api/reports/{report_id}/thumbnail/"),
     ("get", "/api/campaigns/{campaign_id}/"),
     ("post", "/api/campaigns/{campaign_id}/send/"),
 }

@@ -136,11 +136,17 @@ def _seed(now: datetime, tenant: Tenant, long_plan_tenant: Tenant) -> Seeded:
 
     for age, goes in ((450, True), (30, False)):
         name = _file(f"reports/report-{age}.pdf", age=age * days, now=now, size=300 + age)
+        thumb = _file(f"reports/{tenant.pk}/thumbnails/report-{age}.png", age=age * days, now=now, size=10)
         report = MonthlyReport.objects.create(
-            tenant=tenant, month=date(2025, 1, 1), status="done", file=name, finished_at=now - age * days
+            tenant=tenant,
+            month=date(2025, 1, 1),
+            status="done",
+            file=name,
+            thumbnail=thumb,
+            finished_at=now - age * days,
         )
         seeded.add(_aged(report, "created_at", now - age * days), goes=goes)
-        (seeded.doomed_files if goes else seeded.kept_files).append(name)
+        (seeded.doomed_files if goes else seeded.kept_files).extend([name, thumb])
     for age, goes in ((450, True), (30, False)):
         audit = LimitAudit.objects.create(
             tenant=tenant, resource="products", used=1, limit=10, level="ok", audited_at=now - age * days
@@ -190,7 +196,7 @@ def test_dry_run_reports_exactly_what_the_purge_removes_and_the_rest_stays(
     assert not InboxEntry.objects.exists()  # the purged message's de-duplication row went with it
     assert run.results["interactions"]["rows"] == 1  # the long plan's tenant kept its old hit
     assert run.results["sales_exports"]["files"] == 1 and run.results["sales_exports"]["orphans"] == 1
-    assert run.results["monthly_reports"]["files"] == 1 and run.results["monthly_reports"]["orphans"] == 1
+    assert run.results["monthly_reports"]["files"] == 2 and run.results["monthly_reports"]["orphans"] == 1  # PDF + PNG
     assert run.results["sales_exports"]["file_bytes"] == 240 and run.results["monthly_reports"]["orphan_bytes"] == 60
     assert all(figures["bytes"] > 0 for figures in run.results.values() if figures["rows"])
     assert run.results["failed_jobs"]["oldest"] == (NOW - timedelta(days=40)).isoformat()

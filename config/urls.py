@@ -11,6 +11,7 @@ from queueing import django_rq_actions
 from queueing.views import metrics_view
 from tenants import tracking
 from tenants.downloads import signed_download
+from tenants.tracking.api import ErasureDetailView, ErasureListView
 
 # A database that cannot be reached answers 503 + Retry-After site-wide, not 500 (config/errors.py).
 handler500 = "config.errors.server_error"
@@ -55,6 +56,8 @@ urlpatterns = [
     path("api/reports/", ReportListView.as_view(), name="api-reports"),
     path("api/reports/<int:report_id>/", ReportDetailView.as_view(), name="api-report-detail"),
     path("api/reports/<int:report_id>/thumbnail/", ReportThumbnailView.as_view(), name="api-report-thumbnail"),
+    path("api/privacy/erase/", ErasureListView.as_view(), name="api-privacy-erase"),
+    path("api/privacy/erase/<int:erasure_id>/", ErasureDetailView.as_view(), name="api-privacy-erase-detail"),
     # The queue dashboard has its own access rule (not superusers-only), so it comes before the admin.
     path("admin/queues/", include("queueing.dashboard.urls")),
     # django-rq leaves its stats.json and Prometheus views open to any staff

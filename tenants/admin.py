@@ -5,7 +5,16 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from tenants.models import BusinessProfile, Interaction, Plan, Tenant, TenantDailyStats, TenantMember, TrackedLink
+from tenants.models import (
+    BusinessProfile,
+    ErasureRequest,
+    Interaction,
+    Plan,
+    Tenant,
+    TenantDailyStats,
+    TenantMember,
+    TrackedLink,
+)
 from tenants.services import tenant_approve
 
 AdminAction = Callable[[Any, HttpRequest, QuerySet[Any]], None]
@@ -146,3 +155,13 @@ class InteractionAdmin(_ReadOnly, admin.ModelAdmin[Interaction]):
     list_select_related = ("tenant",)
     ordering = ("-id",)
     show_full_result_count = False  # a count(*) over the whole table on every page load is slow
+
+
+@admin.register(ErasureRequest)
+class ErasureRequestAdmin(_ReadOnly, admin.ModelAdmin[ErasureRequest]):
+    """Tenants' requests to erase one visitor's tracking hits (POST /api/privacy/erase/)."""
+
+    list_display = ("created_at", "tenant", "visitor", "status", "erased", "finished_at", "requested_by")
+    list_filter = ("status",)
+    search_fields = ("=tenant__slug", "=visitor")
+    list_select_related = ("tenant", "requested_by")

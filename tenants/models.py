@@ -170,3 +170,26 @@ class TenantDailyStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.date}"
+
+
+class ErasureRequest(models.Model):
+    """A tenant's request to erase every tracking hit of one visitor hash
+    (``POST /api/privacy/erase/``), carried out by a job; ``erased`` counts the rows."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        DONE = "done", "Done"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="erasure_requests")
+    visitor = models.CharField(max_length=16)
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    erased = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="erasure_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"erase {self.visitor} of {self.tenant_id} ({self.status})"

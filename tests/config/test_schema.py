@@ -22,6 +22,8 @@ TENANT_OPERATIONS = {
     ("post", "/api/reports/"),
     ("get", "/api/reports/{report_id}/"),
     ("get", "/api/reports/{report_id}/thumbnail/"),
+    ("post", "/api/privacy/erase/"),
+    ("get", "/api/privacy/erase/{erasure_id}/"),
     ("get", "/api/campaigns/{campaign_id}/"),
     ("post", "/api/campaigns/{campaign_id}/send/"),
 }

@@ -29,6 +29,7 @@ BENCHMARKS = [
     "bench.tracking",
     "bench.marketing",
     "bench.isolation",
+    "bench.retention",
 ]
 
 _ONE = "--one"  # internal: run a single benchmark in this process

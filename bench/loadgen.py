@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 
@@ -42,9 +42,17 @@ def _status(response: bytes) -> int:
         return 0
 
 
-def run_load(port: int, requests: Iterable[bytes], *, seconds: float, connections: int = 8) -> tuple[float, float, int]:
+def run_load(
+    port: int,
+    requests: Iterable[bytes],
+    *,
+    seconds: float,
+    connections: int = 8,
+    until: Callable[[], bool] | None = None,
+) -> tuple[float, float, int]:
     """Send ``requests`` (cycled if it is a list) from ``connections`` threads
-    for ``seconds``; returns (requests per second, p99 latency in ms, non-2xx count)."""
+    for ``seconds`` (or until ``until()`` is true, if sooner); returns
+    (requests per second, p99 latency in ms, non-2xx count)."""
     source: Iterator[bytes] = itertools.cycle(requests) if isinstance(requests, list) else iter(list(requests))
     take = threading.Lock()
     latencies: list[float] = []
@@ -54,7 +62,7 @@ def run_load(port: int, requests: Iterable[bytes], *, seconds: float, connection
     def worker() -> None:
         mine: list[float] = []
         bad = 0
-        while time.monotonic() < stop:
+        while time.monotonic() < stop and not (until is not None and until()):
             with take:
                 try:
                     payload = next(source)
@@ -117,3 +125,15 @@ def gunicorn(env: dict[str, str], workers: int = 4) -> Iterator[int]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def client_hits(path: str, count: int, offset: int) -> list[bytes]:
+    """``count`` GETs of ``path``, each from its own client address (11.x.y.z, untrusted,
+    forwarded by a trusted 127.0.0.1), so no per-client limit is reached; built before
+    the clock starts."""
+    built = []
+    for n in range(offset, offset + count):
+        address = f"11.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        headers = {"X-Forwarded-For": address, "User-Agent": f"Mozilla/5.0 (bench {n})"}
+        built.append(raw_request("GET", path, headers=headers))
+    return built

@@ -21,7 +21,7 @@ from datetime import date
 
 from bench.commerce import _QueryCounter
 from bench.harness import table
-from bench.loadgen import gunicorn, raw_request, run_load
+from bench.loadgen import client_hits, gunicorn, raw_request, run_load
 
 
 def _fanout() -> None:
@@ -85,17 +85,6 @@ def _fanout() -> None:
     )  # fmt: skip
 
 
-def _client_hits(path: str, count: int, offset: int) -> list[bytes]:
-    # One request per client address (11.x.y.z, untrusted, behind the trusted 127.0.0.1),
-    # built before the clock starts.
-    built = []
-    for n in range(offset, offset + count):
-        address = f"11.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
-        headers = {"X-Forwarded-For": address, "User-Agent": f"Mozilla/5.0 (bench {n})"}
-        built.append(raw_request("GET", path, headers=headers))
-    return built
-
-
 def _http() -> int:
     import django_rq
 
@@ -116,7 +105,7 @@ def _http() -> int:
         per_round = int(seconds * 6000)  # more clients than a server 3x faster than seen here needs
         for n in range(rounds):
             trivials.append(run_load(port, healthz, seconds=seconds))
-            pixels.append(run_load(port, iter(_client_hits(pixel, per_round, n * per_round)), seconds=seconds))
+            pixels.append(run_load(port, iter(client_hits(pixel, per_round, n * per_round)), seconds=seconds))
             over.append(run_load(port, limited, seconds=seconds))
         trivial, best, limit = max(trivials), max(pixels), max(over)
     from tenants import tracking

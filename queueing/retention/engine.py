@@ -1,6 +1,6 @@
 """Which rows of a kind may go, how much that is, and deleting them in short batches.
 
-A batch is one statement: ``WITH doomed (pk) AS (SELECT … ORDER BY age LIMIT n
+A batch is one statement: ``WITH doomed (pk) AS (SELECT … ORDER BY pk LIMIT n
 FOR UPDATE SKIP LOCKED) DELETE … RETURNING``. Rows another transaction holds
 (a failed job being retried, a second purge's batch) are skipped, never
 waited for, so two purges at once neither delete a row twice nor deadlock.
@@ -161,14 +161,22 @@ class _Batcher:
 def delete(kind: Kind, condition: Q, *, deadline: float | None = None) -> tuple[KindResult, bool]:
     """Delete what may go, batch by batch, files after their rows.
 
+    Batches walk the primary key upwards (``pk > last deleted``), so a pass
+    reads the table's key index once however many batches it takes; ordering
+    each batch by age instead made every batch scan and sort the whole table
+    again. A row skipped because it was locked is taken by the next pass; the
+    kind is finished when a whole pass deletes nothing.
+
     Returns what went and whether the kind is finished (False: the deadline,
     a monotonic time, came first; the next run carries on where this stopped)."""
     result = KindResult()
     batcher = _Batcher()
     next_progress = time.monotonic() + PROGRESS_EVERY_S
+    after: Any = None  # the last primary key of this pass
+    deleted_this_pass = 0
     while True:
         started = time.monotonic()
-        batch, names = _delete_batch(kind, condition, batcher.size)
+        batch, names, last = _delete_batch(kind, condition, batcher.size, after)
         batcher.took(time.monotonic() - started)
         for name in names:
             size_of = files.delete(name)
@@ -177,7 +185,11 @@ def delete(kind: Kind, condition: Q, *, deadline: float | None = None) -> tuple[
                 batch.file_bytes += size_of
         result.add(batch)
         if batch.rows == 0:
-            return result, True
+            if deleted_this_pass == 0:
+                return result, True
+            after, deleted_this_pass = None, 0  # another pass, for rows that were locked
+            continue
+        after, deleted_this_pass = last, deleted_this_pass + batch.rows
         now = time.monotonic()
         if now >= next_progress:
             next_progress = now + PROGRESS_EVERY_S
@@ -186,13 +198,15 @@ def delete(kind: Kind, condition: Q, *, deadline: float | None = None) -> tuple[
             return result, False
 
 
-def _delete_batch(kind: Kind, condition: Q, limit: int) -> tuple[KindResult, list[str]]:
+def _delete_batch(kind: Kind, condition: Q, limit: int, after: Any) -> tuple[KindResult, list[str], Any]:
     table, pk, age = _columns(kind)
     file_columns = "".join(f", t.{_column(kind, name)}" for name in kind.file_fields)
+    if after is not None:
+        condition = condition & Q(pk__gt=after)
     with transaction.atomic():
         doomed = (
             _candidates(kind, condition)
-            .order_by(kind.time_field)
+            .order_by("pk")
             .select_for_update(skip_locked=True, of=("self",))
             .values("pk", "row_bytes")[:limit]
         )
@@ -211,7 +225,7 @@ def _delete_batch(kind: Kind, condition: Q, limit: int) -> tuple[KindResult, lis
     result = KindResult(rows=len(ids), bytes=sum(int(row[1]) for row in returned))
     ages = [row[2] for row in returned if row[2] is not None]
     result.oldest = min(ages) if ages else None
-    return result, [name for row in returned for name in row[3:] if name]
+    return result, [name for row in returned for name in row[3:] if name], max(ids) if ids else after
 
 
 def _columns(kind: Kind) -> tuple[str, str, str]:

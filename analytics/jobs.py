@@ -72,7 +72,9 @@ def generate_pdf_report(tenant_id: int, report_id: int) -> None:
     report_generate(tenant_id=tenant_id, report_id=report_id)
 
 
-@job(queue="thumbnails", timeout=60, tries=3, backoff=[5, 30], unique_for=300)
+# Unique until it starts: a burst of requests queues one job, and a report
+# regenerated while its old thumbnail renders still gets its own job queued.
+@job(queue="thumbnails", timeout=60, tries=3, backoff=[5, 30], unique_for=300, unique_until_processing=True)
 def generate_report_thumbnail(tenant_id: int, report_id: int) -> None:
     """GenerateReportThumbnail: the report's first page as a PNG, the moment the PDF
     is stored. Unique, so a burst of requests for one thumbnail queues it once."""

@@ -49,12 +49,15 @@ def thumbnail_generate(*, tenant_id: int, report_id: int) -> MonthlyReport | Non
     )
     if report is None or report.thumbnail:
         return report
-    source = report.file.name
+    source, version = report.file.name, report.finished_at
     with report.file.open("rb") as fh:
         png = render_thumbnail(fh.read())
     stored = report.thumbnail.storage.save(f"reports/{tenant_id}/thumbnails/report-{report.pk}.png", ContentFile(png))
-    # Only onto the PDF it was made from: a report regenerated meanwhile gets its own.
-    updated = MonthlyReport.objects.filter(pk=report.pk, file=source, thumbnail="").update(thumbnail=stored)
+    # Only onto the PDF it was made from (same name and render time: a regenerated
+    # report may reuse the name); a report regenerated meanwhile gets its own.
+    updated = MonthlyReport.objects.filter(pk=report.pk, file=source, finished_at=version, thumbnail="").update(
+        thumbnail=stored
+    )
     if not updated:
         report.thumbnail.storage.delete(stored)
         log.info("thumbnail of report %s dropped: the report changed while it rendered", report.pk)

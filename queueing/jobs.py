@@ -93,9 +93,11 @@ PURGE_SLICE = 240
 def purge(run_id: int | None = None) -> dict[str, int]:
     """Nightly at 00:00: the retention purge (queueing/retention/, docs/retention.md)."""
     from queueing.models import PurgeRun
-    from queueing.retention import purge_continue, purge_start
+    from queueing.retention.runs import purge_continue, purge_resume_or_start
 
-    run = PurgeRun.objects.filter(pk=run_id).first() if run_id is not None else purge_start(trigger="schedule")
+    run = (
+        PurgeRun.objects.filter(pk=run_id).first() if run_id is not None else purge_resume_or_start(trigger="schedule")
+    )
     if run is None or run.status != PurgeRun.Status.RUNNING:
         return {}  # a slice delivered twice, or a run deleted meanwhile: nothing to carry on
     if not purge_continue(run, budget=PURGE_SLICE):

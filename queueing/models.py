@@ -134,6 +134,9 @@ class PurgeRun(models.Model):
     tenant = models.CharField(max_length=100, blank=True)  # a tenant's slug; blank: every tenant
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
     results = models.JSONField(default=dict, blank=True)
+    # Progress across slices: kinds walked to the end, and whether the orphan sweep ran.
+    finished_kinds = models.JSONField(default=list, blank=True)
+    swept = models.BooleanField(default=False)
     error = models.TextField(blank=True)
 
     class Meta:

@@ -187,6 +187,8 @@ def delete(kind: Kind, condition: Q, *, deadline: float | None = None) -> tuple[
         if batch.rows == 0:
             if deleted_this_pass == 0:
                 return result, True
+            if deadline is not None and time.monotonic() >= deadline:
+                return result, False
             after, deleted_this_pass = None, 0  # another pass, for rows that were locked
             continue
         after, deleted_this_pass = last, deleted_this_pass + batch.rows

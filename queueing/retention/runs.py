@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.db import connection
 from django.utils import timezone
 
 from queueing.models import PurgeRun
@@ -62,38 +63,66 @@ def purge_start(*, trigger: str, only: Sequence[str] = (), tenant: str = "", now
     )
 
 
+def purge_resume_or_start(*, trigger: str) -> PurgeRun:
+    """The nightly job's run: one of this trigger still running (a slice whose worker
+    died, retried) carries on; one older than a day is given up; else a new run."""
+    stale = timezone.now() - timedelta(days=1)
+    PurgeRun.objects.filter(trigger=trigger, status=PurgeRun.Status.RUNNING, started_at__lt=stale).update(
+        status=PurgeRun.Status.FAILED, error="abandoned: no slice carried it on for a day", finished_at=timezone.now()
+    )
+    running = PurgeRun.objects.filter(trigger=trigger, status=PurgeRun.Status.RUNNING).order_by("-started_at").first()
+    return running or purge_start(trigger=trigger)
+
+
 def purge_continue(run: PurgeRun, *, budget: float | None = None) -> bool:
-    """Run (a slice of) the purge; True when it has finished. Figures add up in ``run.results``."""
-    chosen, tenant_id = select([name for name in run.only.split(",") if name], run.tenant)
-    scope = Scope(now=run.clock, tenant_id=tenant_id)
+    """Run (a slice of) the purge; True when it has finished. Figures add up in
+    ``run.results``; kinds finished in an earlier slice are not walked again, and the
+    orphan sweep is a step of its own. A slice does some work before it looks at
+    its budget, so every slice makes progress."""
     deadline = time.monotonic() + budget if budget is not None else None
     results = {name: KindResult.from_json(data) for name, data in run.results.items()}
-    finished = True
+    finished_kinds = set(run.finished_kinds)
+    worked = False
+
+    def out_of_time() -> bool:
+        return worked and deadline is not None and time.monotonic() >= deadline
+
     try:
+        chosen, tenant_id = select([name for name in run.only.split(",") if name], run.tenant)
+        scope = Scope(now=run.clock, tenant_id=tenant_id)
         for kind in chosen:
+            if kind.name in finished_kinds:
+                continue
+            if out_of_time():
+                return _record(run, results, finished_kinds, PurgeRun.Status.RUNNING)
             figures = results.setdefault(kind.name, KindResult())
             condition = engine.purgeable(kind, scope)
             if condition is None:
                 figures.skipped = "not tenant data"
+                finished_kinds.add(kind.name)
                 continue
-            done, finished = engine.delete(kind, condition, deadline=deadline)
+            done, kind_finished = engine.delete(kind, condition, deadline=deadline)
+            worked = True
             figures.add(done)
             if done.rows:
                 log.info("purge %s: %d rows, %d files deleted", kind.name, done.rows, done.files)
-            if not finished:
-                break
-        if finished and tenant_id is None:
+            if not kind_finished:
+                return _record(run, results, finished_kinds, PurgeRun.Status.RUNNING)
+            finished_kinds.add(kind.name)
+        if tenant_id is None and not run.swept:
+            if out_of_time():
+                return _record(run, results, finished_kinds, PurgeRun.Status.RUNNING)
             for kind in chosen:
                 for name, _ in files.orphans(kind, scope.now):
                     size_of = files.delete(name)
                     if size_of is not None:
                         results[kind.name].orphans += 1
                         results[kind.name].orphan_bytes += size_of
-    except Exception as exc:
-        _record(run, results, PurgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+            run.swept = True
+    except BaseException as exc:  # Ctrl-C on the command too: the run must not stay "running"
+        _record_failure(run, results, finished_kinds, exc)
         raise
-    _record(run, results, PurgeRun.Status.DONE if finished else PurgeRun.Status.RUNNING)
-    return finished
+    return _record(run, results, finished_kinds, PurgeRun.Status.DONE)
 
 
 def purge(
@@ -109,12 +138,26 @@ def purge(
     return run
 
 
-def _record(run: PurgeRun, results: Results, status: str, *, error: str = "") -> None:
+def _record(run: PurgeRun, results: Results, finished_kinds: set[str], status: str, *, error: str = "") -> bool:
+    """Save the run's figures and state; True when it has finished."""
     run.results = {name: figures.as_json() for name, figures in results.items()}
+    run.finished_kinds = sorted(finished_kinds)
     run.status = status
     run.error = error
-    update = ["results", "status", "error"]
+    update = ["results", "finished_kinds", "swept", "status", "error"]
     if status != PurgeRun.Status.RUNNING:
         run.finished_at = timezone.now()
         update.append("finished_at")
     run.save(update_fields=update)
+    return status != PurgeRun.Status.RUNNING
+
+
+def _record_failure(run: PurgeRun, results: Results, finished_kinds: set[str], exc: BaseException) -> None:
+    # The connection may be what failed: a fresh one records the failure, or the
+    # nightly job's next slice (or a day later, purge_resume_or_start) does.
+    try:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        _record(run, results, finished_kinds, PurgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    except Exception:
+        log.exception("purge %s: could not record its failure", run.pk)

@@ -318,3 +318,28 @@ def test_bad_retention_settings_and_plan_overrides_are_refused(settings: Any) ->
             validate_plan_retention(bad)
     validate_plan_retention({"interactions": 730, "sales_exports": 7})
     assert Plan(retention_days={"interactions": 730}).retention_days == {"interactions": 730}
+
+
+def test_a_run_that_fails_or_is_abandoned_does_not_stay_running(
+    media: Path, tenants: tuple[Tenant, Tenant], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.utils import timezone
+
+    from queueing.retention.runs import purge_resume_or_start
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "delete", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        retention.purge(trigger="command", now=NOW)
+    run = PurgeRun.objects.get(trigger="command")
+    assert (run.status, run.error) == ("failed", "KeyboardInterrupt: ")
+    monkeypatch.undo()
+
+    # The nightly job's first slice died with its worker: the retry carries the same run on.
+    first = purge_resume_or_start(trigger="schedule")
+    assert purge_resume_or_start(trigger="schedule").pk == first.pk
+    PurgeRun.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(days=2))
+    second = purge_resume_or_start(trigger="schedule")  # a day later: the old one is given up
+    assert second.pk != first.pk and PurgeRun.objects.get(pk=first.pk).status == "failed"

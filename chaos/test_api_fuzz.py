@@ -43,7 +43,7 @@ from marketing.models import Campaign, Subscriber
 from orders.models import SalesExport
 from outbox.models import OutboxMessage
 from queueing.dispatch import get_queue
-from tenants.models import Tenant, TenantMember
+from tenants.models import ErasureRequest, Tenant, TenantMember
 from tests.factories import ProductFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -257,7 +257,7 @@ def _run(cluster: Cluster, web: Web, config: Path, budget: Budget, work: Path) -
 
 def _fuzz(cluster: Cluster, budget: Budget, record: Any, work: Path) -> None:
     fixture = _tenant_with_data()
-    before = (SalesExport.objects.count(), MonthlyReport.objects.count())
+    before = (SalesExport.objects.count(), MonthlyReport.objects.count(), ErasureRequest.objects.count())
     web = cluster.web(workers=2)
     schema = _schema(web)
     operations = _operations(schema)
@@ -275,10 +275,12 @@ def _fuzz(cluster: Cluster, budget: Budget, record: Any, work: Path) -> None:
         "exports": counts["POST /api/exports/"][202],
         "reports": counts["POST /api/reports/"][202],
         "images": counts["PUT /api/products/{product_id}/image/"][200],
+        "erasures": counts["POST /api/privacy/erase/"][202],
     }
     rows = {
         "exports": SalesExport.objects.count() - before[0],
         "reports": MonthlyReport.objects.count() - before[1],
+        "erasures": ErasureRequest.objects.count() - before[2],
     }
     jobs = get_queue("default").count
     sends = Counter(

@@ -54,7 +54,7 @@ from queueing.models import AuditEntry, FailedJob
 from queueing.services import FailureRecord, failed_job_record
 from tenants import tracking
 from tenants.downloads import download_token
-from tenants.models import Tenant, TenantDailyStats, TenantMember, TrackedLink
+from tenants.models import ErasureRequest, Tenant, TenantDailyStats, TenantMember, TrackedLink
 from tests.factories import ProductFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -193,11 +193,13 @@ API_ID_ROUTES = {
     "api/exports/<int:export_id>/": "export",
     "api/products/<int:product_id>/image/": "product",
     "api/reports/<int:report_id>/": "report",
+    "api/reports/<int:report_id>/thumbnail/": "report",
+    "api/privacy/erase/<int:erasure_id>/": "erasure",
     "api/campaigns/<int:campaign_id>/": "campaign",
     "api/campaigns/<int:campaign_id>/send/": "campaign",
 }
 # /api/ routes without an id that act for the requesting tenant.
-API_TENANT_ROUTES = {"api/exports/", "api/reports/", "api/analytics/"}
+API_TENANT_ROUTES = {"api/exports/", "api/reports/", "api/analytics/", "api/privacy/erase/"}
 # /api/ routes with no tenant data at all (why, for the reader).
 API_PUBLIC_ROUTES = {
     "api/webhooks/payments/": "signed by the payment provider; no tenant session",
@@ -234,7 +236,14 @@ def _tenant_with_objects(password_hash: str, label: str) -> Objects:
         TenantDailyStats.objects.create(tenant=tenant, date=today - timedelta(days=back),
                                         views=111 if label == "a" else 999_001)  # fmt: skip
     link = TrackedLink.objects.create(tenant=tenant, code=f"go-{label}", destination=f"https://{label}.example.com/")
-    ids = {"export": export.pk, "product": product.pk, "report": report.pk, "campaign": campaign.pk}
+    erasure = ErasureRequest.objects.create(tenant=tenant, visitor="0123456789abcdef")
+    ids = {
+        "export": export.pk,
+        "product": product.pk,
+        "report": report.pk,
+        "campaign": campaign.pk,
+        "erasure": erasure.pk,
+    }
     return Objects(tenant, Token.objects.create(user=user).key, ids, link.code)
 
 
@@ -249,6 +258,7 @@ def _tenant_state(tenant: Tenant) -> dict[str, Any]:
         "deliveries": CampaignDelivery.objects.filter(campaign__tenant=tenant).count(),
         "products": list(Product.objects.filter(tenant=tenant).order_by("pk").values()),
         "stats": list(TenantDailyStats.objects.filter(tenant=tenant).order_by("pk").values()),
+        "erasures": list(ErasureRequest.objects.filter(tenant=tenant).order_by("pk").values()),
         "outbox": OutboxMessage.objects.count(),
         "queued": get_queue("default").count + get_queue("high").count,
         "files": sorted(str(p) for p in media.rglob("*") if p.is_file()) if media.exists() else [],

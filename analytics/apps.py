@@ -48,3 +48,10 @@ class AnalyticsConfig(AppConfig):
                 tenant_field="tenant_id",
             )
         )
+
+        # Outbound webhooks: the finished report, for tenants' endpoints.
+        from analytics.event_types import EVENT_TYPES
+        from webhooks.outbound.catalog import register_event_type
+
+        for outbound_type in EVENT_TYPES:
+            register_event_type(outbound_type)

@@ -35,6 +35,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from analytics.models import LimitAudit, LimitNotice
+from lib import mail
 from marketing.models import CampaignDelivery
 from orders.models import Order, Product, SalesExport
 from tenants.models import Tenant
@@ -178,7 +179,7 @@ def limit_notice_send(*, tenant: Tenant, resource: str, level: str, used: int, l
     if not created:
         return None
     try:
-        limit_notice_message(tenant=tenant, notice=notice).send()
+        mail.send(limit_notice_message(tenant=tenant, notice=notice))  # one connection for the whole run
     except Exception:
         notice.delete()
         log.exception(

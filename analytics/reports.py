@@ -21,9 +21,11 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+import outbox
 from analytics.models import MonthlyReport
 from analytics.services import REVENUE_STATUSES, day_bounds, days_between
 from lib.charts import Series, bar_chart
@@ -204,10 +206,16 @@ def render_html(figures: Figures) -> str:
 
 
 def render_pdf(html: str) -> bytes:
+    return render_pdf_pages(html)[0]
+
+
+def render_pdf_pages(html: str) -> tuple[bytes, int]:
+    """The PDF and its number of pages."""
     from weasyprint import HTML
 
-    pdf: bytes = HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
-    return pdf
+    document = HTML(string=html, base_url=str(settings.BASE_DIR)).render()
+    pdf: bytes = document.write_pdf()
+    return pdf, len(document.pages)
 
 
 def report_generate(*, tenant_id: int, report_id: int) -> MonthlyReport | None:
@@ -221,14 +229,12 @@ def report_generate(*, tenant_id: int, report_id: int) -> MonthlyReport | None:
         return None
     MonthlyReport.objects.filter(pk=found.pk).update(status=MonthlyReport.Status.RUNNING, error="")
     started = datetime.now(UTC)
-    pdf = render_pdf(render_html(report_figures(tenant=found.tenant, month=found.month)))
+    pdf, pages = render_pdf_pages(render_html(report_figures(tenant=found.tenant, month=found.month)))
     previous = found.file.name if found.file else ""
     previous_thumbnail = found.thumbnail.name if found.thumbnail else ""
     name = f"reports/{tenant_id}/report-{found.pk}-{found.month:%Y-%m}.pdf"
     stored = found.file.storage.save(name, ContentFile(pdf))
-    MonthlyReport.objects.filter(pk=found.pk).update(
-        status=MonthlyReport.Status.DONE, file=stored, thumbnail="", finished_at=timezone.now()
-    )
+    _finish(found.pk, file=stored, pages=pages, size=len(pdf))
     # The old files go once nothing points at them (a thumbnail is of one PDF).
     for old in {previous, previous_thumbnail} - {"", stored}:
         found.file.storage.delete(old)
@@ -244,6 +250,34 @@ def report_generate(*, tenant_id: int, report_id: int) -> MonthlyReport | None:
     found.refresh_from_db()
     _notify(found)
     return found
+
+
+def _finish(report_id: int, *, file: str, pages: int, size: int) -> None:
+    """Done, and ``report.ready`` in the same transaction, once per report: a run
+    again (a retry) replaces the file but finds the report finished before."""
+    with transaction.atomic():
+        report = MonthlyReport.objects.select_for_update().get(pk=report_id)
+        announced = report.finished_at is not None
+        MonthlyReport.objects.filter(pk=report_id).update(
+            status=MonthlyReport.Status.DONE, file=file, thumbnail="", finished_at=timezone.now()
+        )
+        if announced:
+            return
+        # The status URL, not a download link: a signed link is a bearer
+        # credential that expires, and would be stored with the message.
+        status_url = settings.SITE_URL.rstrip("/") + reverse("api-report-detail", args=[report_id])
+        outbox.publish(
+            "report.ready",
+            {
+                "report_id": report_id,
+                "month": f"{report.month:%Y-%m}",
+                "pages": pages,
+                "size": size,
+                "status_url": status_url,
+            },
+            aggregate=("report", report_id),
+            tenant=report.tenant_id,
+        )
 
 
 def _notify(report: MonthlyReport) -> None:

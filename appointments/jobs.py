@@ -1,37 +1,25 @@
-"""SendAppointmentReminders: hourly, one reminder per appointment starting in
-23–24 hours, claimed before sending so concurrent runs never send twice."""
+"""The appointments app's jobs: one notification per job on the logical
+queue ``notifications`` (60 s, 3 tries), and the reminder scan."""
 
 from __future__ import annotations
 
-import logging
+from datetime import datetime
 
-from appointments.emails import reminder_message
-from appointments.models import Appointment
-from appointments.services import reminder_claim, reminder_release, reminders_due
-from queueing.definitions import job
-
-log = logging.getLogger(__name__)
+from appointments.services import notification_send, reminders_due
+from queueing.definitions import Exponential, job
 
 
-@job(queue="notifications", timeout=600, tries=1)
+@job(queue="notifications", timeout=60, tries=3, backoff=Exponential(base=10, cap=300))
+def send_notification(tenant_id: int, appointment_id: int, kind: str, starts_at: str) -> str:
+    """Send one notification (claimed: a second run or a concurrent one sends nothing)."""
+    return notification_send(appointment_id=appointment_id, kind=kind, starts_at=datetime.fromisoformat(starts_at))
+
+
+@job(queue="notifications", timeout=120, unique_for=300)
 def send_appointment_reminders() -> dict[str, int]:
-    """Not retried as a whole: a failed send releases its claim, and the
-    next hourly run (or this job run again) picks that appointment up."""
-    sent = failed = skipped = 0
-    for appointment_id in reminders_due():
-        claimed_at = reminder_claim(appointment_id=appointment_id)
-        if claimed_at is None:  # another run has it, or it was cancelled meanwhile
-            skipped += 1
-            continue
-        try:
-            appointment = Appointment.objects.select_related("tenant").get(pk=appointment_id)
-            reminder_message(appointment).send()
-        except Exception:
-            reminder_release(appointment_id=appointment_id, claimed_at=claimed_at)
-            log.exception("reminder for appointment %s not sent; claim released for the next run", appointment_id)
-            failed += 1
-        else:
-            sent += 1
-    if failed:
-        log.warning("appointment reminders: %d sent, %d failed (will retry), %d skipped", sent, failed, skipped)
-    return {"sent": sent, "failed": failed, "skipped": skipped}
+    """Every five minutes: a send job for each 24-hour and 2-hour reminder due.
+    Two schedulers (or a run overlapping the last) may queue one twice; the
+    claim sends it once."""
+    due = reminders_due()
+    send_notification.dispatch_many([(t, a, kind, start.isoformat()) for t, a, kind, start in due])
+    return {"queued": len(due)}

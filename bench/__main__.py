@@ -23,6 +23,7 @@ import time
 
 BENCHMARKS = [
     "bench.worker_throughput",
+    "bench.worker_concurrency",
     "bench.outbox",
     "bench.commerce",
     "bench.seed_orders",
@@ -30,6 +31,9 @@ BENCHMARKS = [
     "bench.marketing",
     "bench.isolation",
     "bench.retention",
+    "bench.appointments",
+    "bench.outbound_webhooks",
+    "bench.campaign_smtp",
 ]
 
 _ONE = "--one"  # internal: run a single benchmark in this process

@@ -24,17 +24,12 @@ import subprocess
 import sys
 import time
 
-from bench.harness import table
+from bench.harness import percentile, table
 
 BACKLOG = 10_000
 WINDOW = 20.0
 EVERY = 0.1
 HOLD = WINDOW + 15  # the "30-minute" jobs outlast the window
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _measure(high_worker: list[str]) -> dict[str, float]:
@@ -78,8 +73,8 @@ def _measure(high_worker: list[str]) -> dict[str, float]:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
     return {
-        "p50": _percentile(waits, 0.50),
-        "p95": _percentile(waits, 0.95),
+        "p50": percentile(waits, 0.50),
+        "p95": percentile(waits, 0.95),
         "max": max(waits),
         "unstarted": len(sent) - int(conn.llen("bench:waits")),
         "sent": len(sent),

@@ -39,3 +39,11 @@ def hold(seconds: float) -> None:
     import time
 
     time.sleep(seconds)
+
+
+@job(queue="default", timeout=30)
+def waits(ms: float) -> None:
+    """A job that waits on the network for ``ms`` (an SMTP send, a webhook call)."""
+    import time
+
+    time.sleep(ms / 1000)

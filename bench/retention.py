@@ -22,18 +22,13 @@ import sys
 import time
 from datetime import date, timedelta
 
-from bench.harness import table
+from bench.harness import percentile, table
 from bench.loadgen import client_hits, gunicorn, run_load
 
 ROWS = int(os.environ.get("BENCH_PURGE_ROWS", "1000000"))
 RECENT = 100_000
 THUMBNAILS = 20
 THUMBNAIL_EVERY = 0.5
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _seed(tenant_id: int, rows: int, *, days_old: int, tag: str) -> None:
@@ -202,10 +197,10 @@ def _thumbnails_beside_a_purge(tenant_id: int) -> None:
         f"{'' if still_running else ', and ended before the last request'})",
         ["when", "p50 ms", "p95 ms", "max ms", "p95 vs idle"],
         [
-            ["idle", f"{_percentile(idle, 0.5) * 1000:,.0f}", f"{_percentile(idle, 0.95) * 1000:,.0f}",
+            ["idle", f"{percentile(idle, 0.5) * 1000:,.0f}", f"{percentile(idle, 0.95) * 1000:,.0f}",
              f"{max(idle) * 1000:,.0f}", "1.00x"],
-            ["during the purge", f"{_percentile(busy, 0.5) * 1000:,.0f}", f"{_percentile(busy, 0.95) * 1000:,.0f}",
-             f"{max(busy) * 1000:,.0f}", f"{_percentile(busy, 0.95) / _percentile(idle, 0.95):.2f}x"],
+            ["during the purge", f"{percentile(busy, 0.5) * 1000:,.0f}", f"{percentile(busy, 0.95) * 1000:,.0f}",
+             f"{max(busy) * 1000:,.0f}", f"{percentile(busy, 0.95) / percentile(idle, 0.95):.2f}x"],
         ],
     )  # fmt: skip
 

@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from bench.harness import table
 
@@ -34,22 +36,36 @@ def _total_calls(conn) -> int:  # type: ignore[no-untyped-def]
     return sum(v["calls"] for v in conn.info("commandstats").values())
 
 
-def _run(kind: str, processes: int, jobs: int, unique: bool = False) -> list[str]:
+@dataclass
+class Staged:
+    """One timed drain of a staged queue: what the workers did and what it cost."""
+
+    elapsed: float
+    cpu_s: float
+    redis_calls: int
+    pids: list[int]
+
+
+def drain(
+    kind: str,
+    processes: int,
+    jobs: int,
+    args: tuple[str, ...] = (),
+    observe: Callable[[str, list[int]], None] | None = None,
+) -> Staged:
+    """Start the workers on an emptied ``default`` while the queued jobs wait under
+    another key, RENAME them onto the queue at once, and time it until every job is
+    done. ``observe("idle" | "done", pids)`` looks at the workers before and after."""
     import django_rq
 
-    from bench.jobs import noop, unique_noop
     from queueing.dispatch import get_queue
 
     queue = get_queue("default")
     conn = django_rq.get_connection("default")
-    conn.flushdb()
-    definition = unique_noop if unique else noop
-    definition.dispatch_many([(i,) for i in range(jobs)], chunk_size=2000)
     conn.rename(queue.key, "bench:staging")
-
     env = dict(os.environ)
     if kind == "vito":
-        cmd = [sys.executable, "manage.py", "rqworker", "default", "-v", "0", "--sleep", "1"]
+        cmd = [sys.executable, "manage.py", "rqworker", "default", "-v", "0", "--sleep", "1", *args]
     else:
         cmd = [sys.executable, "-m", "bench.rq_worker", kind]
     procs = [
@@ -61,6 +77,8 @@ def _run(kind: str, processes: int, jobs: int, unique: bool = False) -> list[str
             raise RuntimeError(f"{kind} workers did not start")
         time.sleep(0.1)
     time.sleep(1.5)  # idle and blocked on the queue
+    if observe is not None:
+        observe("idle", [p.pid for p in procs])
     cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
     calls_before = _total_calls(conn)
     started = time.perf_counter()
@@ -78,16 +96,35 @@ def _run(kind: str, processes: int, jobs: int, unique: bool = False) -> list[str
     elapsed = time.perf_counter() - started
     calls = _total_calls(conn) - calls_before - polls - 2  # minus our polling, RENAME and INFO
     cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+    pids = [p.pid for p in procs]
+    staged = Staged(elapsed, cpu, calls, pids)
+    if observe is not None:
+        observe("done", pids)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
         proc.wait(timeout=60)
-    rate = jobs / elapsed
+    return staged
+
+
+def _run(kind: str, processes: int, jobs: int, unique: bool = False, concurrency: int = 1) -> list[str]:
+    import django_rq
+
+    from bench.jobs import noop, unique_noop
+
+    django_rq.get_connection("default").flushdb()
+    definition = unique_noop if unique else noop
+    definition.dispatch_many([(i,) for i in range(jobs)], chunk_size=2000)
+    args = ("--concurrency", str(concurrency)) if concurrency > 1 else ()
+    staged = drain(kind, processes, jobs, args)
+    rate = jobs / staged.elapsed
     name = {"vito": "VitoWorker", "simple": "RQ SimpleWorker", "fork": "RQ Worker (fork)"}[kind]
+    if concurrency > 1:
+        name += f" --concurrency {concurrency}"
     if unique:
         name += " + unique lock"
-    return [name, str(processes), f"{jobs:,}", f"{rate:,.0f}", f"{rate / processes:,.0f}", f"{cpu * 1000 / jobs:.2f}",
-            f"{calls / jobs:.1f}"]  # fmt: skip
+    return [name, str(processes), f"{jobs:,}", f"{rate:,.0f}", f"{rate / processes:,.0f}",
+            f"{staged.cpu_s * 1000 / jobs:.2f}", f"{staged.redis_calls / jobs:.1f}"]  # fmt: skip
 
 
 def run() -> None:
@@ -96,6 +133,7 @@ def run() -> None:
     for processes in (1, 2):
         rows.append(_run("simple", processes, jobs))
         rows.append(_run("vito", processes, jobs))
+        rows.append(_run("vito", processes, jobs, concurrency=8))
         rows.append(_run("vito", processes, jobs, unique=True))
         rows.append(_run("fork", processes, max(200, jobs // 10)))
     baseline = {r[1]: float(r[4].replace(",", "")) for r in rows if r[0] == "RQ SimpleWorker"}

@@ -94,6 +94,7 @@ class Cluster:
     scenario: str
     procs: list[Proc] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 1  # every worker's --concurrency (the scenarios run at 1 and at 8)
 
     def __post_init__(self) -> None:
         self.log_dir = LOG_ROOT / self.scenario
@@ -147,7 +148,8 @@ class Cluster:
         return done
 
     def worker(self, *queues: str, args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Proc:
-        return self.manage("worker", "rqworker", *(queues or ("default",)), "--sleep", "1", *args, env=env)
+        threads = ("--concurrency", str(self.concurrency)) if self.concurrency > 1 else ()
+        return self.manage("worker", "rqworker", *(queues or ("default",)), "--sleep", "1", *threads, *args, env=env)
 
     def relay(self) -> Proc:
         return self.manage("relay", "outbox_process", "--loop")

@@ -57,6 +57,8 @@ def record(request: pytest.FixtureRequest) -> Any:
         recovered: float | str | None = None,
         passed: bool | None = None,
     ) -> Row:
+        if _concurrency(request) > 1:
+            scenario = f"{scenario} (concurrency {_concurrency(request)})"
         if isinstance(recovered, float | int):
             recovered = f"{recovered:.1f} s"
         row = Row(request.node.nodeid, scenario, load, fault, lost, duplicated, recovered or "–", passed)
@@ -78,13 +80,29 @@ def services() -> Iterator[Services]:
         conn.close()
 
 
+# The scenarios whose workers run jobs run twice: one job at a time per
+# worker, and eight in flight (``rqworker --concurrency 8``).
+WORKER_SCENARIOS = {"test_workers", "test_kills", "test_outages", "test_relay_scheduler", "test_webhook_input"}
+CONCURRENCY = (1, 8)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cluster" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in WORKER_SCENARIOS:
+        metafunc.parametrize("cluster", CONCURRENCY, indirect=True, ids=[f"c{n}" for n in CONCURRENCY])
+
+
+def _concurrency(request: pytest.FixtureRequest) -> int:
+    callspec = getattr(request.node, "callspec", None)
+    return int(callspec.params.get("cluster", 1)) if callspec is not None else 1
+
+
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, services: Services) -> Iterator[Cluster]:
     import django_rq
 
     django_rq.get_connection("default").flushdb()
     name = request.node.name.replace("[", "-").replace("]", "").replace("/", "_")
-    cluster = Cluster(scenario=name)
+    cluster = Cluster(scenario=name, concurrency=_concurrency(request))
     try:
         yield cluster
     finally:

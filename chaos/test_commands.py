@@ -315,6 +315,9 @@ def bad_cases(seed: Seed) -> dict[str, list[Bad]]:
             Bad(("--burst", "--backoff", "exp:x"), "expected exp:BASE:CAP"),
             Bad(("--burst", "--backoff", "10,-5"), "cannot be negative"),
             Bad(("--burst", "--serializer", "pickle"), "jobs are JSON"),
+            Bad(("--burst", "--concurrency", "0"), "expected a positive number", fast=True),
+            Bad(("--burst", "--concurrency", "-4"), "expected a positive number"),
+            Bad(("--burst", "--concurrency", "many"), "expected a number"),
         ],
         "schedule_work": [
             Bad(("--once", "--schedule", "no.such.SCHEDULE"), "cannot load schedule"),

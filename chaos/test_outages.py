@@ -186,7 +186,7 @@ def test_redis_restarted_empty_quick(cluster: Cluster, services: Services, recor
     """The CI-sized cut of the next scenario: one worker and the relay, no web."""
     products = effects.products(60, TenantFactory.create())
     procs = [cluster.worker("default"), cluster.relay()]
-    effects.publish_tallies(products, sleep=0.05)
+    effects.publish_tallies(products, sleep=0.05 * cluster.concurrency)  # a backlog at 8 in flight too
     wait_for(lambda: effects.some_done(products, 5), timeout=60)
     services.restart_redis()
     restarted = time.monotonic()
@@ -212,7 +212,7 @@ def test_redis_restarted_empty_under_load(cluster: Cluster, services: Services, 
     products = effects.products(200, tenant)
     orders = _orders(tenant, 300)
     web, procs = _start(cluster)
-    effects.publish_tallies(products, sleep=0.05)
+    effects.publish_tallies(products, sleep=0.05 * cluster.concurrency)  # a backlog at 8 in flight too
     # Mid-flight: some effects done, most still queued or running.
     wait_for(lambda: effects.some_done(products, 20), timeout=90)
     load = WebhookLoad(web, orders, interval=0.05, max_seconds=60).start()
@@ -248,7 +248,8 @@ def test_redis_unreachable_for_a_minute(cluster: Cluster, services: Services, re
     during = effects.products(30, tenant)  # published while Redis is away
     orders = _orders(tenant, 320)
     web, procs = _start(cluster)
-    effects.publish_tallies(products, sleep=0.05)
+    # Longer jobs with more in flight: a backlog is still queued when Redis goes.
+    effects.publish_tallies(products, sleep=0.05 * cluster.concurrency)
     wait_for(lambda: effects.some_done(products, 10), timeout=90)
     load = WebhookLoad(web, orders, interval=0.3, max_seconds=120).start()
     time.sleep(1)

@@ -43,6 +43,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.views import APIView
 
 from analytics.models import MonthlyReport
+from appointments.models import Appointment, Customer, Service, StaffMember
 from chaos.cluster import Cluster, Web
 from marketing.emails import UNSUBSCRIBE_SALT, unsubscribe_token
 from marketing.models import Campaign, CampaignDelivery, Subscriber
@@ -56,6 +57,8 @@ from tenants import tracking
 from tenants.downloads import download_token
 from tenants.models import ErasureRequest, Tenant, TenantDailyStats, TenantMember, TrackedLink
 from tests.factories import ProductFactory, TenantFactory
+from webhooks.outbound.models import Delivery, EndpointSecret, OutboundMessage, WebhookEndpoint
+from webhooks.outbound.services import endpoint_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -197,13 +200,39 @@ API_ID_ROUTES = {
     "api/privacy/erase/<int:erasure_id>/": "erasure",
     "api/campaigns/<int:campaign_id>/": "campaign",
     "api/campaigns/<int:campaign_id>/send/": "campaign",
+    "api/appointments/<int:pk>/": "appointment",
+    # (appointments/urls.py lists the move before the cancel: the controls run
+    # them in URL order on A's own appointment, and a cancelled one cannot move.)
+    "api/appointments/<int:pk>/reschedule/": "appointment",
+    "api/appointments/<int:pk>/cancel/": "appointment",
+    "api/customers/<int:pk>/": "customer",
+    "api/services/<int:pk>/": "service",
+    "api/staff/<int:pk>/": "staff",
+    "api/webhook-endpoints/<int:pk>/": "webhook_endpoint",
+    "api/webhook-endpoints/<int:pk>/rotate-secret/": "webhook_endpoint",
+    "api/webhook-endpoints/<int:pk>/deliveries/": "webhook_endpoint",
+    "api/webhook-endpoints/<int:pk>/resend/": "webhook_endpoint",
+    "api/webhook-endpoints/<int:pk>/recover/": "webhook_endpoint",
 }
 # /api/ routes without an id that act for the requesting tenant.
-API_TENANT_ROUTES = {"api/exports/", "api/reports/", "api/analytics/", "api/privacy/erase/"}
+API_TENANT_ROUTES = {
+    "api/exports/",
+    "api/reports/",
+    "api/analytics/",
+    "api/privacy/erase/",
+    "api/appointments/",
+    "api/customers/",
+    "api/services/",
+    "api/staff/",
+    "api/webhook-endpoints/",
+    "api/webhook-event-types/",
+}
 # /api/ routes with no tenant data at all (why, for the reader).
 API_PUBLIC_ROUTES = {
     "api/webhooks/payments/": "signed by the payment provider; no tenant session",
     "api/webhooks/stripe/": "signed by Stripe; no tenant session",
+    "api/webhooks/calendar/<slug:account>/": "signed with the tenant's calendar secret; no tenant session",
+    "api/webhooks/voice/<slug:account>/": "signed with the tenant's voice-agent key; no tenant session",
     "api/schema/": "the API's description",
 }
 
@@ -237,12 +266,31 @@ def _tenant_with_objects(password_hash: str, label: str) -> Objects:
                                         views=111 if label == "a" else 999_001)  # fmt: skip
     link = TrackedLink.objects.create(tenant=tenant, code=f"go-{label}", destination=f"https://{label}.example.com/")
     erasure = ErasureRequest.objects.create(tenant=tenant, visitor="0123456789abcdef")
+    service = Service.objects.create(tenant=tenant, name=f"{label} cut", duration_minutes=30)
+    staff = StaffMember.objects.create(tenant=tenant, name=f"{label} staff")
+    customer = Customer.objects.create(tenant=tenant, name=f"{label} customer", email=f"c@{tenant.slug}.example.com")
+    start = timezone.now() + timedelta(days=5)
+    appointment = Appointment.objects.create(
+        tenant=tenant, customer=customer, service=service, staff=staff, customer_name=customer.name,
+        service_name=service.name, starts_at=start, ends_at=start + timedelta(minutes=30),
+    )  # fmt: skip
+    # An outbound endpoint with one failed delivery (so resend and recover have work).
+    hook, _ = endpoint_create(tenant_id=tenant.pk, url=f"https://93.184.216.34/{label}", event_types=["order.paid"])
+    message = OutboundMessage.objects.create(
+        msg_id=f"msg_chaos_{label}", tenant_id=tenant.pk, event_type="order.paid", payload={"data": {}}
+    )
+    Delivery.objects.create(message=message, endpoint=hook, status=Delivery.Status.FAILED, attempts=8)
     ids = {
+        "webhook_endpoint": hook.pk,
         "export": export.pk,
         "product": product.pk,
         "report": report.pk,
         "campaign": campaign.pk,
         "erasure": erasure.pk,
+        "appointment": appointment.pk,
+        "customer": customer.pk,
+        "service": service.pk,
+        "staff": staff.pk,
     }
     return Objects(tenant, Token.objects.create(user=user).key, ids, link.code)
 
@@ -259,6 +307,13 @@ def _tenant_state(tenant: Tenant) -> dict[str, Any]:
         "products": list(Product.objects.filter(tenant=tenant).order_by("pk").values()),
         "stats": list(TenantDailyStats.objects.filter(tenant=tenant).order_by("pk").values()),
         "erasures": list(ErasureRequest.objects.filter(tenant=tenant).order_by("pk").values()),
+        "appointments": list(Appointment.objects.filter(tenant=tenant).order_by("pk").values()),
+        "customers": list(Customer.objects.filter(tenant=tenant).order_by("pk").values()),
+        "services": list(Service.objects.filter(tenant=tenant).order_by("pk").values()),
+        "staff": list(StaffMember.objects.filter(tenant=tenant).order_by("pk").values()),
+        "webhook_endpoints": list(WebhookEndpoint.objects.filter(tenant_id=tenant.pk).order_by("pk").values()),
+        "endpoint_secrets": list(EndpointSecret.objects.filter(endpoint__tenant_id=tenant.pk).order_by("pk").values()),
+        "webhook_deliveries": list(Delivery.objects.filter(endpoint__tenant_id=tenant.pk).order_by("pk").values()),
         "outbox": OutboxMessage.objects.count(),
         "queued": get_queue("default").count + get_queue("high").count,
         "files": sorted(str(p) for p in media.rglob("*") if p.is_file()) if media.exists() else [],
@@ -273,6 +328,9 @@ def _api_request(web: Web, method: str, path: str, token: str, tenant_slug: str 
     if method in ("PUT", "PATCH"):
         boundary = "chaos" + uuid.uuid4().hex
         body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nrenamed\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="url"\r\n\r\nhttps://93.184.216.34/moved\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="enabled"\r\n\r\ntrue\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n'
             f"Content-Type: image/png\r\n\r\n".encode()
             + _png()
@@ -282,7 +340,14 @@ def _api_request(web: Web, method: str, path: str, token: str, tenant_slug: str 
     elif method == "POST":
         month = (timezone.localdate().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
         today = timezone.localdate().isoformat()
-        body = json.dumps({"month": month, "date_from": today, "date_to": today, "format": "csv"}).encode()
+        # One body for every POST: each view reads its own fields (a move lands 10 days ahead).
+        moved = (timezone.now() + timedelta(days=10)).isoformat()
+        # A resend names A's failed message; a recover starts a day back.
+        since = (timezone.now() - timedelta(days=1)).isoformat()
+        body = json.dumps(
+            {"month": month, "date_from": today, "date_to": today, "format": "csv", "starts_at": moved, "reason": "x",
+             "msg_id": "msg_chaos_a", "since": since}
+        ).encode()  # fmt: skip
         headers["Content-Type"] = "application/json"
     return web.request(method, path, body=body, headers=headers, timeout=TIMEOUT)
 
@@ -294,10 +359,12 @@ def _api_routes() -> tuple[dict[str, URLPattern], dict[str, URLPattern]]:
     for route, pattern in walk(get_resolver().url_patterns):
         if not route.lstrip("^").startswith("api/"):
             continue
+        if route in API_PUBLIC_ROUTES:
+            continue
         if pattern.pattern.regex.groups:
             assert route in API_ID_ROUTES, f"{route} takes an id: add it to API_ID_ROUTES (and so to this attack)"
             with_id[route] = pattern
-        elif route not in API_PUBLIC_ROUTES:
+        else:
             assert route in API_TENANT_ROUTES, f"{route}: classify it in API_TENANT_ROUTES or API_PUBLIC_ROUTES"
             without[route] = pattern
     assert set(with_id) == set(API_ID_ROUTES), f"routes gone: {set(API_ID_ROUTES) - set(with_id)}"
@@ -348,22 +415,27 @@ def test_tenant_isolation(cluster: Cluster, record, password_hash: str) -> None:
     # Controls: the same calls on A's own ids work, and B's own member reaches
     # B's objects, so the 404s above are isolation, not a broken endpoint.
     controls = []
+    deletes = []  # run last: they take A's object away from the other controls
     for route, pattern in with_id.items():
         kind = API_ID_ROUTES[route]
         for method in methods(view_class(pattern)):
             path = re.sub(r"<[^>]+>", str(a.ids[kind]), "/" + route)
+            if method == "DELETE":
+                deletes.append(path)
+                continue
             controls.append((method, path, _api_request(web, method, path, a.token)[0]))
         if "GET" in methods(view_class(pattern)):
             path = re.sub(r"<[^>]+>", str(b.ids[kind]), "/" + route)
             controls.append(("GET as B", path, _api_request(web, "GET", path, b.token)[0]))
     own_redirect = web.request("GET", f"/t/{b.tenant.slug}/r/{b.link_code}", timeout=TIMEOUT)[0]
+    controls += [("DELETE", path, _api_request(web, "DELETE", path, a.token)[0]) for path in deletes]
 
     load = f"{len(with_id) + len(without)} API URLs, {attempts} cross-tenant calls, 2 tenants"
     record("tenant isolation (API)", load=load, fault="tenant A asks for B's ids / X-Tenant: B",
            lost="–", duplicated="–")  # fmt: skip
     assert not wrong, "\n".join(wrong)
     assert not changed_b, f"tenant B changed: {changed_b}"
-    assert all(status in (200, 202) for _, _, status in controls), controls
+    assert all(status in (200, 202, 204) for _, _, status in controls), controls
     assert own_redirect == 302
 
 

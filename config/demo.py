@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from appointments.models import Appointment
+from appointments.models import Appointment, Customer, Service
 from marketing.models import Campaign, Subscriber
 from orders.models import Order, OrderItem, Product
 from tenants.models import BusinessProfile, Plan, Tenant, TenantMember
@@ -216,7 +216,13 @@ def _seed_orders(tenant: Tenant, products: list[Product], count: int, counts: Se
 
 def _seed_appointments(tenant: Tenant, count: int, counts: SeedCounts) -> None:
     existing = Appointment.objects.filter(tenant=tenant).count()
+    if existing >= count:
+        return
     now = timezone.now().replace(second=0, microsecond=0)
+    services = [
+        Service.objects.get_or_create(tenant=tenant, name=name, defaults={"duration_minutes": 30})[0]
+        for name in SERVICES
+    ]
     rows = []
     for i in range(existing, count):
         rng = random.Random(f"appt:{tenant.pk}:{i}")
@@ -224,14 +230,21 @@ def _seed_appointments(tenant: Tenant, count: int, counts: SeedCounts) -> None:
             starts = now + timedelta(hours=23, minutes=5 + rng.randrange(50))
         else:
             starts = now + timedelta(days=2 + rng.randrange(28), hours=rng.randrange(9))
+        customer, _ = Customer.objects.get_or_create(
+            tenant=tenant, email=f"client{i}@example.com", defaults={"name": f"Customer {i}"}
+        )
+        service = services[i % len(services)]
         rows.append(
             Appointment(
                 tenant=tenant,
-                customer_name=f"Customer {i}",
-                customer_email=f"client{i}@example.com",
-                service=SERVICES[i % len(SERVICES)],
+                customer=customer,
+                customer_name=customer.name,
+                customer_email=customer.email,
+                service=service,
+                service_name=service.name,
                 starts_at=starts,
                 ends_at=starts + timedelta(minutes=30 + 15 * (i % 4)),
+                source=Appointment.Source.ADMIN,
             )
         )
     Appointment.objects.bulk_create(rows, batch_size=BATCH)

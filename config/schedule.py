@@ -27,10 +27,12 @@ SCHEDULE = [
     Entry("queue-smoke-test", "queueing.jobs.smoke_test", cron="*/5 * * * *"),
     # Job metrics: five minutes of per-minute Redis counters into PostgreSQL history.
     Entry("queue-snapshot", "queueing.jobs.snapshot", cron="*/5 * * * *"),
-    # SendAppointmentReminders: appointments starting 23–24 hours from now.
-    Entry("appointment-reminders", "appointments.jobs.send_appointment_reminders", cron="0 * * * *"),
+    # SendAppointmentReminders: 24-hour and 2-hour reminders, one send job each (claimed).
+    Entry("appointment-reminders", "appointments.jobs.send_appointment_reminders", cron="*/5 * * * *"),
     # RecordInteraction: tracking hits buffered in Redis into Interaction rows, in batches.
     Entry("tracking-record", "analytics.jobs.record_interactions", every=60),
+    # link.scanned: per subscribed tenant, one outbox message with its redirect scans since the last.
+    Entry("link-scans-publish", "tenants.jobs.publish_link_scans", every=60),
     # SyncAnalyticsJob: yesterday's figures, one SyncTenantAnalytics per approved tenant
     # (no args: the job takes "yesterday" when it runs; the 15 minutes let the drain finish).
     Entry("analytics-daily", "analytics.jobs.sync_analytics", cron="15 0 * * *"),
@@ -41,6 +43,9 @@ SCHEDULE = [
     # The outbox: safety-net relay pass, stuck-message repair.
     Entry("outbox-process", "outbox.jobs.relay_safety_net", cron="* * * * *"),
     Entry("outbox-coroner", "outbox.jobs.coroner", cron="*/5 * * * *"),
+    # Outbound webhooks: wake endpoints whose due deliveries nobody is sending
+    # (a dispatch lost between commit and enqueue, a dead sender's lease).
+    Entry("webhook-deliveries-sweep", "webhooks.outbound.jobs.sweep_deliveries", every=10),
     # The retention purge: every registered kind of old record (processed outbox
     # messages included) and orphaned files, by the policies in docs/retention.md.
     Entry("retention-purge", "queueing.jobs.purge", cron="0 0 * * *"),

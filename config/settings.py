@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # ExclusionConstraint (no double booking): Django 6.1 checks this app is installed.
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -166,6 +168,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Seconds before an SMTP connection or send gives up (Django waits forever by
 # default): a hung mail server must not hold a worker or the alert pass.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_REUSE_CONNECTIONS = env.bool("EMAIL_REUSE_CONNECTIONS", default=True)  # lib/mail.py: an SMTP session per thread
 
 # --------------------------------------------------------------------------- queues
 # Every Redis connection has a connect and a read timeout: a hung server (a
@@ -201,6 +204,7 @@ QUEUE_DEFAULT_TRIES = {spec.name: spec.tries for spec in QUEUE_LAYOUT.queues.val
 RQ_SHOW_ADMIN_LINK = True
 # Extra modules that register outbox routes (domain apps register theirs in AppConfig.ready).
 OUTBOX_ROUTE_MODULES = env.list("OUTBOX_ROUTE_MODULES", default=[])
+OUTBOX_MESSAGES_PER_JOB = env.int("OUTBOX_MESSAGES_PER_JOB", default=50)  # 1: a job per message (docs/outbox.md)
 # The periodic schedule run by `manage.py schedule_work` (a list of queueing.scheduler.Entry).
 QUEUE_SCHEDULE = "config.schedule.SCHEDULE"
 # Job metrics history (queue_snapshot, every 5 minutes) kept this many days.
@@ -211,6 +215,22 @@ QUEUE_METRICS_RETENTION_DAYS = env.int("QUEUE_METRICS_RETENTION_DAYS", default=7
 RETENTION_DAYS = env.dict("RETENTION_DAYS", cast={"value": int}, default={})
 # The purge's orphan sweep leaves files younger than this alone (one being written now).
 RETENTION_ORPHAN_GRACE_HOURS = env.int("RETENTION_ORPHAN_GRACE_HOURS", default=24)
+# Appointments (docs/appointments.md): a phone number written without a country
+# code is read in this region (ISO 3166 code); a rotated provider secret stays
+# valid this many hours beside its successor.
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="DE")
+PROVIDER_SECRET_ROTATION_HOURS = env.int("PROVIDER_SECRET_ROTATION_HOURS", default=24)
+# Outbound webhooks (docs/outbound-webhooks.md): connect and per-read timeouts
+# (seconds); https required unless DEBUG; private networks refused unless
+# allowed (development and tests only); parallel attempts per endpoint;
+# days of failure before an endpoint is disabled; the retry schedule's clock.
+OUTBOUND_WEBHOOK_CONNECT_TIMEOUT = env.float("OUTBOUND_WEBHOOK_CONNECT_TIMEOUT", default=10.0)
+OUTBOUND_WEBHOOK_READ_TIMEOUT = env.float("OUTBOUND_WEBHOOK_READ_TIMEOUT", default=10.0)
+OUTBOUND_WEBHOOK_REQUIRE_HTTPS = env.bool("OUTBOUND_WEBHOOK_REQUIRE_HTTPS", default=not DEBUG)
+OUTBOUND_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+OUTBOUND_WEBHOOK_MAX_IN_FLIGHT = env.int("OUTBOUND_WEBHOOK_MAX_IN_FLIGHT", default=1)
+OUTBOUND_WEBHOOK_DISABLE_AFTER_DAYS = env.float("OUTBOUND_WEBHOOK_DISABLE_AFTER_DAYS", default=5.0)
+OUTBOUND_WEBHOOK_RETRY_SCALE = env.float("OUTBOUND_WEBHOOK_RETRY_SCALE", default=1.0)  # tests: 0.001
 # E-mails allowed on the queue dashboard (/admin/queues/). Empty: every superuser
 # and holder of queueing.view_dashboard; set: only those of them on the list.
 QUEUE_DASHBOARD_ALLOWLIST = env.list("QUEUE_DASHBOARD_ALLOWLIST", default=[])

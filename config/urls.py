@@ -45,7 +45,8 @@ urlpatterns = [
     # Public tracking: plain Django views, one Redis round trip per hit (tenants/tracking/).
     path("t/<slug:tenant>/pixel.gif", tracking.pixel, name="tracking-pixel"),
     path("t/<slug:tenant>/r/<slug:code>", tracking.redirect, name="tracking-redirect"),
-    # Inbound webhooks: /api/webhooks/payments/ (Standard Webhooks), /api/webhooks/stripe/.
+    # Inbound webhooks: /api/webhooks/payments/ (Standard Webhooks), /api/webhooks/stripe/,
+    # and per tenant /api/webhooks/calendar/<slug>/ (Cal.com), /api/webhooks/voice/<slug>/ (Retell).
     path("", include("webhooks.urls")),
     # The tenant API's OpenAPI 3 schema (YAML; ?format=json or Accept: application/vnd.oai.openapi+json for JSON).
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -76,6 +77,11 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),  # Prometheus; bearer METRICS_TOKEN
     path("d/<str:token>/", signed_download, name="signed-download"),
+    # Bookings API: /api/appointments/ (with cancel, reschedule), /api/customers/, /api/services/, /api/staff/.
+    path("", include("appointments.urls")),
     # Campaigns API (/api/campaigns/…) and the unsubscribe link (/u/<token>/).
     path("", include("marketing.urls")),
+    # Outbound webhooks: /api/webhook-endpoints/ (deliveries, resend, recover,
+    # rotate-secret) and /api/webhook-event-types/.
+    path("", include("tenants.urls")),
 ]

@@ -14,3 +14,10 @@ class MarketingConfig(AppConfig):
 
         # Campaign e-mails per tenant per minute (CAMPAIGN_RATE_PER_MINUTE).
         define_rate_limit(RATE_LIMIT, campaign_rate)
+
+        # Outbound webhooks: the finished campaign, for tenants' endpoints.
+        from marketing.event_types import EVENT_TYPES
+        from webhooks.outbound.catalog import register_event_type
+
+        for outbound_type in EVENT_TYPES:
+            register_event_type(outbound_type)

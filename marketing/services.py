@@ -28,8 +28,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 import outbox
+from lib import mail
 from marketing.emails import campaign_message, describe_error
 from marketing.models import Campaign, CampaignDelivery, Subscriber
+from marketing.selectors import campaign_progress
 from queueing.definitions import PermanentError
 
 log = logging.getLogger(__name__)
@@ -193,9 +195,29 @@ def campaign_complete_if_done(*, campaign_id: int) -> bool:
         done = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
             status=Campaign.Status.SENT, sent_at=timezone.now()
         )
+        if done:  # once: only one caller flips the status
+            _announce_finished(campaign_id)
     if done:
         log.info("campaign %s sent: no open deliveries left", campaign_id)
     return bool(done)
+
+
+def _announce_finished(campaign_id: int) -> None:
+    campaign = Campaign.objects.get(pk=campaign_id)
+    counts = campaign_progress(campaign_id=campaign_id)
+    outbox.publish(
+        "campaign.finished",
+        {
+            "campaign_id": campaign.pk,
+            "name": campaign.subject,
+            "sent": counts[Status.SENT],
+            "failed": counts[Status.FAILED],
+            "skipped": counts[Status.SKIPPED],
+            "finished_at": campaign.sent_at.isoformat() if campaign.sent_at else None,
+        },
+        aggregate=("campaign", campaign.pk),
+        tenant=campaign.tenant_id,
+    )
 
 
 def _complete_after_commit(campaign_id: int) -> None:
@@ -234,9 +256,10 @@ def delivery_send(*, tenant_id: int, delivery_id: int, claim: str) -> Outcome:
     ``claim`` is the caller's job id: retries of the same job may take their
     own claim again (after a killed attempt), other jobs may not. A failed
     send puts the delivery back to pending with ``last_error`` and re-raises
-    for the job's retry; a refused address fails at once
-    (:class:`UndeliverableAddress`). A deleted delivery (or another tenant's
-    id) is a no-op.
+    for the job's retry; an address refused with a 5xx fails at once
+    (:class:`UndeliverableAddress`), a 4xx refusal is retried. A deleted
+    delivery (or another tenant's id) is a no-op. The e-mail goes out on this
+    thread's SMTP connection (``lib.mail.send``).
     """
     delivery = (
         CampaignDelivery.objects.select_related("campaign__tenant", "subscriber")
@@ -255,9 +278,13 @@ def delivery_send(*, tenant_id: int, delivery_id: int, claim: str) -> Outcome:
     if not _claim(delivery_id=delivery_id, claim=claim):
         return "settled"  # sent, skipped or failed already, or another job holds it
     try:
-        message.send()
+        # This thread's SMTP connection, kept open from one job to the next; a
+        # lost one is reopened (lib/mail.py says when the message is resent).
+        mail.send(message)
     except smtplib.SMTPRecipientsRefused as exc:
         _release(delivery_id=delivery_id, claim=claim, error=describe_error(exc))
+        if any(code < 500 for code, _reply in exc.recipients.values()):
+            raise  # 4xx (greylisting, throttling): temporary, the job's retries decide
         raise UndeliverableAddress(f"{delivery.subscriber.email} refused: {describe_error(exc)}") from exc
     except BaseException as exc:
         # Connection errors, timeouts, temporary (and some permanent) SMTP

@@ -38,3 +38,10 @@ class OrdersConfig(AppConfig):
                 file_prefix="exports/",
             )
         )
+
+        # Outbound webhooks: orders, refunds and exports tenants' endpoints can subscribe to.
+        from orders.event_types import EVENT_TYPES
+        from webhooks.outbound.catalog import register_event_type
+
+        for outbound_type in EVENT_TYPES:
+            register_event_type(outbound_type)

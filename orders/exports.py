@@ -20,8 +20,10 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
+import outbox
 from orders.models import Order, SalesExport
 from tenants.downloads import Download, send_download_link
 from tenants.models import Tenant
@@ -88,11 +90,38 @@ def export_generate(*, tenant_id: int, export_id: int) -> SalesExport | None:
             stored = default_storage.save(name, File(fh))
     finally:
         os.unlink(path)
-    SalesExport.objects.filter(pk=export.pk).update(
-        status=SalesExport.Status.DONE, rows_done=done, file=stored, finished_at=timezone.now()
-    )
-    export.refresh_from_db()
+    export = _finish(export.pk, rows=done, file=stored)
     _notify(export)
+    return export
+
+
+def _finish(export_id: int, *, rows: int, file: str) -> SalesExport:
+    """Done, and ``export.ready`` in the same transaction, once per export: a run
+    again (a retry after the e-mail failed) finds it finished before and says nothing."""
+    with transaction.atomic():
+        export = SalesExport.objects.select_for_update().get(pk=export_id)
+        announced = export.finished_at is not None
+        export.status, export.rows_done, export.file = SalesExport.Status.DONE, rows, file
+        export.finished_at = timezone.now()
+        export.save(update_fields=["status", "rows_done", "file", "finished_at"])
+        if not announced:
+            # The status URL, not a download link: a signed link is a bearer
+            # credential that expires, and would be stored with the message.
+            status_url = settings.SITE_URL.rstrip("/") + reverse("api-export-detail", args=[export.pk])
+            outbox.publish(
+                "export.ready",
+                {
+                    "export_id": export.pk,
+                    "kind": "sales",
+                    "format": export.format,
+                    "date_from": export.date_from.isoformat(),
+                    "date_to": export.date_to.isoformat(),
+                    "rows": rows,
+                    "status_url": status_url,
+                },
+                aggregate=("export", export.pk),
+                tenant=export.tenant_id,
+            )
     return export
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
+import outbox
 from orders.models import Order, Payment
 from orders.services import order_mark_paid
 from webhooks.transport import InvalidWebhook
@@ -60,6 +61,16 @@ def payment_apply(*, provider: str, facts: PaymentFacts) -> str:
     )
     if not created:
         return "payment already recorded"
+    if facts.kind == Payment.Kind.REFUNDED:
+        # Every refund recorded is money back to the customer, whatever it does
+        # to the order (a partial one, one of money flagged for refund): the
+        # tenant hears of each once, as the row is created once.
+        outbox.publish(
+            "payment.refunded",
+            {"order_id": order.pk, "number": order.number, "amount": str(payment.amount), "currency": payment.currency},
+            aggregate=("order", order.pk),
+            tenant=order.tenant_id,
+        )
     if mismatch:
         log.warning("payment %s for order %s does not match it (%s %s vs %s %s)", facts.reference, order.pk,
                     facts.amount, facts.currency, order.total, order.currency)  # fmt: skip

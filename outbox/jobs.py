@@ -1,8 +1,18 @@
-"""The one job the relay enqueues: deliver a message to one handler."""
+"""The jobs the relay enqueues — deliver one message to one handler, or
+several (a batch) — and the outbox's periodic jobs. docs/outbox.md."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from queueing.definitions import Exponential, job
+
+DELIVER_TIMEOUT = 300
+# A batch job may run for twice one message's timeout. It starts a message
+# only while that message's whole timeout still fits, so every handler gets as
+# long as in a job of its own, and a batch never holds a worker (or a deploy's
+# drain) longer than two messages' worth; what does not fit goes on alone.
+BATCH_TIMEOUT_FACTOR = 2
 
 
 def _dead(exc: BaseException, message_id: int, handler: str, *_: object, **__: object) -> None:
@@ -11,7 +21,7 @@ def _dead(exc: BaseException, message_id: int, handler: str, *_: object, **__: o
     outbox_mark_dead(message_id=message_id, error=f"{handler}: {type(exc).__name__}: {exc}")
 
 
-@job(tries=5, backoff=Exponential(base=5, cap=300), timeout=300, on_failure=_dead)
+@job(tries=5, backoff=Exponential(base=5, cap=300), timeout=DELIVER_TIMEOUT, on_failure=_dead)
 def deliver(message_id: int, handler: str, attempt: int | None = None) -> None:
     """Run ``handler`` for outbox message ``message_id`` once (the inbox de-duplicates).
 
@@ -21,6 +31,54 @@ def deliver(message_id: int, handler: str, attempt: int | None = None) -> None:
     from outbox.services import outbox_deliver
 
     outbox_deliver(message_id=message_id, handler=handler, attempt=attempt)
+
+
+def _batch_failed(
+    exc: BaseException,
+    message_id: int,
+    handler: str,
+    attempt: int,
+    more: list[list[int]],
+    index: int,
+    policy: dict[str, Any],
+    *_: object,
+    **__: object,
+) -> None:
+    """The batch job failed for good: what it had not delivered goes on alone."""
+    from outbox.services import Policy, outbox_hand_on
+
+    deliveries = [(message_id, attempt), *((int(m), int(a)) for m, a in more)]
+    outbox_hand_on(deliveries=deliveries, handler=handler, index=index, policy=Policy.from_json(policy))
+
+
+# Three tries, 5 and 10 s apart: a batch whose worker died (a deploy's cold
+# stop, the OOM killer) or that met PostgreSQL restarting runs again, the
+# inbox skipping what it delivered; failing for good, its messages go on in
+# jobs of their own (the hook), so a message that kills its worker ends up
+# alone instead of with its siblings. A handler's own failures are the
+# message's (outbox.services.batches), never the batch's.
+@job(
+    tries=3,
+    backoff=Exponential(base=5, cap=60),
+    timeout=BATCH_TIMEOUT_FACTOR * DELIVER_TIMEOUT,
+    on_failure=_batch_failed,
+)
+def deliver_batch(
+    message_id: int, handler: str, attempt: int, more: list[list[int]], index: int, policy: dict[str, Any]
+) -> dict[str, int]:
+    """Deliver several messages to ``handler``, each as ``deliver`` would alone.
+
+    The first three arguments are the first message's, as ``deliver`` takes
+    them (so what reads ``args[0]`` as the message sees the batch's first);
+    ``more`` holds the others as ``[message_id, attempt]``; ``index`` is the
+    route's position among its event's routes; ``policy`` the route's
+    per-message queue, timeout and tries (outbox.services.batches.Policy).
+    """
+    from outbox.services import Policy, outbox_deliver_batch
+
+    deliveries = [(message_id, attempt), *((int(m), int(a)) for m, a in more)]
+    report = outbox_deliver_batch(deliveries=deliveries, handler=handler, index=index, policy=Policy.from_json(policy))
+    return report.as_json()
 
 
 @job(timeout=600, unique_for=600)

@@ -65,8 +65,9 @@ def _listen() -> psycopg.Connection[Any]:
 
 
 class Relay:
-    def __init__(self, *, batch_size: int = 500) -> None:
+    def __init__(self, *, batch_size: int = 500, per_job: int | None = None) -> None:
         self.batch_size = batch_size
+        self.per_job = per_job  # messages per delivery job; None: OUTBOX_MESSAGES_PER_JOB
         self.stop = False
         self.moved = 0
 
@@ -86,7 +87,7 @@ class Relay:
                 if time.monotonic() >= next_sentinel_check:
                     recover_if_redis_lost_data()
                     next_sentinel_check = time.monotonic() + SENTINEL_EVERY
-                self.moved += outbox_relay_drain(batch_size=self.batch_size)
+                self.moved += outbox_relay_drain(batch_size=self.batch_size, per_job=self.per_job)
                 # Sleep until a commit notifies us, or the poll interval passes.
                 for _ in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
                     pass

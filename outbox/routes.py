@@ -19,6 +19,20 @@ class Route:
     event_type: str
     handler: str  # dotted path of ``def handler(event: Event) -> None``
     queue: str = "default"
+    # The delivery job's own timeout (seconds) and tries where this handler's
+    # work needs other ones than outbox.jobs.deliver's (300 s, 5 tries).
+    timeout: int | None = None
+    tries: int | None = None
+    # Messages per delivery job for this route (1: a job each); None takes
+    # OUTBOX_MESSAGES_PER_JOB. A slow handler (seconds of network per message)
+    # may want 1, so a burst spreads over workers instead of queueing in one job.
+    batch: int | None = None
+
+    @property
+    def delivery(self) -> tuple[str, str, int | None, int | None, int | None]:
+        """How this route's messages are delivered, apart from the message:
+        routes of different events that agree on it share batches."""
+        return (self.handler, self.queue, self.timeout, self.tries, self.batch)
 
 
 @dataclass(frozen=True)
@@ -41,12 +55,27 @@ _routes: dict[str, list[Route]] = {}
 _former: dict[str, str] = {}
 
 
-def route(event_type: str, handler: str, *, queue: str = "default", formerly: Sequence[str] = ()) -> None:
+def route(
+    event_type: str,
+    handler: str,
+    *,
+    queue: str = "default",
+    timeout: int | None = None,
+    tries: int | None = None,
+    batch: int | None = None,
+    formerly: Sequence[str] = (),
+) -> None:
     """Send ``event_type`` messages to ``handler`` (idempotent: registering twice is once).
 
+    ``timeout`` and ``tries`` override the delivery job's for this route (per
+    message, batched or not); ``batch`` caps the messages per delivery job;
     ``formerly`` lists the paths the handler had before it moved.
     """
-    entry = Route(event_type, handler, queue)
+    if tries is not None and tries < 1:
+        raise ValueError(f"route {event_type} -> {handler}: tries must be at least 1, got {tries}")
+    if batch is not None and batch < 1:
+        raise ValueError(f"route {event_type} -> {handler}: batch must be at least 1, got {batch}")
+    entry = Route(event_type, handler, queue, timeout, tries, batch)
     routes = _routes.setdefault(event_type, [])
     if entry not in routes:
         routes.append(entry)

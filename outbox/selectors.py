@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job
 
-from outbox.job_ids import delivery_job_ids
+from outbox.job_ids import carrier_job_ids
 from outbox.models import OutboxMessage
 from outbox.routes import routes_for
 
@@ -55,22 +55,27 @@ def outbox_find_stuck(*, pending_after: int = 60, dispatched_after: int = 300, l
     )
     if candidates:
         conn = redis_connection()
+        # Per message, every job that may carry its dispatch: its own per
+        # handler (the relay's, or a retry after it failed in a batch) and
+        # the batch it went out in, if any.
+        carriers = [
+            carrier_job_ids(message.pk, message.attempts, max(1, len(routes_for(message.event_type))), message.job_id)
+            for message in candidates
+        ]
         with conn.pipeline(transaction=False) as pipe:
-            for message in candidates:
-                handlers = max(1, len(routes_for(message.event_type)))
-                for job_id in delivery_job_ids(message.pk, message.attempts, handlers):
+            for ids in carriers:
+                for job_id in ids:
                     pipe.hget(Job.key_for(job_id), "status")
             statuses = pipe.execute()
         index = 0
-        for message in candidates:
-            count = max(1, len(routes_for(message.event_type)))
+        for message, ids in zip(candidates, carriers, strict=True):
             # Slow is not lost: a job still queued, scheduled (retrying) or
             # running is left alone. Gone, finished or failed without the
             # message completing means its delivery was lost.
-            alive = [s for s in statuses[index : index + count] if s in ALIVE]
+            alive = [s for s in statuses[index : index + len(ids)] if s in ALIVE]
             if not alive:
                 report.lost.append(message)
-            index += count
+            index += len(ids)
     report.dead = list(OutboxMessage.objects.filter(status=Status.DEAD).order_by("id")[:limit])
     return report
 

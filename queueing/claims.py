@@ -64,9 +64,34 @@ def claim(
     ``borrow_max_timeout``: from the queues after the worker's ``own_first``
     (from all of them when that one is paused, so not in ``queues``), only a
     head job whose timeout is at most this many seconds (the high worker's rule)."""
+    found = claim_many(
+        conn,
+        queues,
+        1,
+        worker_name=worker_name,
+        worker_key=worker_key,
+        started_at=started_at,
+        borrow_max_timeout=borrow_max_timeout,
+        own_first=own_first,
+    )
+    return found[0] if found else None
+
+
+def claim_many(
+    conn: Redis,
+    queues: Sequence[Queue],
+    count: int,
+    *,
+    worker_name: str,
+    worker_key: str,
+    started_at: datetime,
+    borrow_max_timeout: int | None = None,
+    own_first: str | None = None,
+) -> list[Claimed]:
+    """Up to ``count`` jobs, the first ones of ``queues`` in order, each with its
+    own claim, in one atomic call (a worker with that many free job threads)."""
     if not queues:
-        return None
-    execution = uuid.uuid4().hex
+        return []
     result = scripts.claim(
         conn,
         [q.key for q in queues],
@@ -77,19 +102,20 @@ def claim(
             time.time() + CLAIM_TTL,
             worker_name,
             utcformat(started_at),
-            execution,
+            uuid.uuid4().hex,
             "" if borrow_max_timeout is None else borrow_max_timeout,
             2 if own_first is None or queues[0].name == own_first else 1,
             Job.redis_job_namespace_prefix,
             worker_key,
+            count,
         ],
     )
-    if result is None:
-        return None
-    index, job_id, execution, flat = result
-    job_id, execution = as_text(job_id), as_text(execution)
-    fields = dict(zip(flat[::2], flat[1::2], strict=True))
-    return Claimed(queues[int(index) - 1], job_id, f"{job_id}:{execution}", fields)
+    out = []
+    for index, raw_id, raw_execution, flat in result or ():
+        job_id, execution = as_text(raw_id), as_text(raw_execution)
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        out.append(Claimed(queues[int(index) - 1], job_id, f"{job_id}:{execution}", fields))
+    return out
 
 
 def unclaim(pipe: Any, queue: Queue, member: str) -> None:
@@ -105,25 +131,26 @@ def takeover(conn: Redis, queue: Queue, member: str, *, cutoff: float, hold: flo
 
 
 class Heartbeat:
-    """The thread that keeps the running job's claim (and the worker's key) alive.
+    """The thread that keeps the running jobs' claims (and the worker's key) alive.
 
-    A thread, because the main thread is busy running the job; it touches only
-    the registry score (ZADD XX), never job state.
+    A thread, because the job threads are busy running jobs; it touches only
+    the registry scores (ZADD XX), never job state. With ``--concurrency`` N
+    it holds up to N claims and extends them all in one round trip.
     """
 
     def __init__(self, conn: Redis, worker_key: str, worker_ttl: int) -> None:
         self.conn = conn
         self.worker_key = worker_key
         self.worker_ttl = worker_ttl
-        self.current: tuple[str, str] | None = None  # (claims key, member) of the job in hand
+        self.held: dict[str, str] = {}  # member -> claims key, for every job in hand
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def hold(self, queue: Queue, member: str) -> None:
-        self.current = (keys.claims(queue.name), member)
+        self.held[member] = keys.claims(queue.name)
 
-    def release(self) -> None:
-        self.current = None
+    def release(self, member: str) -> None:
+        self.held.pop(member, None)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._beat, name="claim-heartbeat", daemon=True)
@@ -134,14 +161,16 @@ class Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_EVERY):
-            current = self.current
-            if current is None:
+            held = list(self.held.items())  # a copy: job threads add and drop claims meanwhile
+            if not held:
                 continue
             try:
                 with self.conn.pipeline(transaction=False) as pipe:
-                    pipe.zadd(current[0], {current[1]: time.time() + CLAIM_TTL}, xx=True)
+                    expiry = time.time() + CLAIM_TTL
+                    for member, claims_key in held:
+                        pipe.zadd(claims_key, {member: expiry}, xx=True)
                     # A job may outlive the worker key's TTL: keep the worker visible.
                     pipe.expire(self.worker_key, self.worker_ttl + 60)
                     pipe.execute()
             except Exception:  # a Redis blip: the next beat tries again
-                log.warning("heartbeat for %s failed", current[1], exc_info=True)
+                log.warning("heartbeat for %d claim(s) failed", len(held), exc_info=True)

@@ -150,6 +150,21 @@ class JobDefinition(Generic[P, R]):
         other.queue = queue
         return other
 
+    def with_options(
+        self, *, queue: str | None = None, timeout: int | None = None, tries: int | None = None
+    ) -> JobDefinition[P, R]:
+        """The same job with another queue, timeout or tries for one route of
+        work (the outbox's per-route delivery policy); None keeps the job's own."""
+        import copy
+
+        if tries is not None and tries < 1:
+            raise ValueError(f"{self.name}: tries must be at least 1, got {tries}")
+        other = copy.copy(self)
+        other.queue = queue or self.queue
+        other.timeout = timeout if timeout is not None else self.timeout
+        other.tries = tries if tries is not None else self.tries
+        return other
+
     def unique_lock_key(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
         """The Redis key of this dispatch's unique lock."""
         from queueing.keys import unique_lock

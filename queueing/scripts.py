@@ -24,47 +24,61 @@ from rq.utils import utcformat
 #       its timeout is at most this; a job with a longer, unlimited (-1) or
 #       unknown timeout stays for the workers whose first queue that is, and
 #       so does everything behind it), the index the limit starts at, RQ's job
-#       key prefix (``rq:job:`` unless RQ_KEY_PREFIX says otherwise), the worker's key.
+#       key prefix (``rq:job:`` unless RQ_KEY_PREFIX says otherwise), the worker's key,
+#       how many jobs to take at most (a worker with several free job threads
+#       takes them in one call; they are the first ones, in queue order).
 _CLAIM = """
 local n = #KEYS / 3
 local limit = tonumber(ARGV[6])
 local limit_from = tonumber(ARGV[7]) or 2
 local jp = ARGV[8]
-for i = 1, n do
-  local id
+local want = tonumber(ARGV[10]) or 1
+local out = {}
+-- The next job id of queue i (nil when none may be taken from it now).
+local function pop(i)
   if limit and i >= limit_from then
-    id = redis.call('LINDEX', KEYS[i], 0)
+    local id = redis.call('LINDEX', KEYS[i], 0)
     while id and redis.call('EXISTS', jp .. id) == 0 do
       redis.call('LPOP', KEYS[i])  -- a job deleted while queued: drop it, as below
       id = redis.call('LINDEX', KEYS[i], 0)
     end
     local t = id and tonumber(redis.call('HGET', jp .. id, 'timeout'))
     if id and t and t > 0 and t <= limit then
-      id = redis.call('LPOP', KEYS[i])
-    else
-      id = nil
+      return redis.call('LPOP', KEYS[i])
     end
-  else
-    id = redis.call('LPOP', KEYS[i])
+    return nil
   end
+  return redis.call('LPOP', KEYS[i])
+end
+for i = 1, n do
+  local id = pop(i)
   while id do
     local jk = jp .. id
-    if redis.call('EXISTS', jk) == 1 then
-      local execution = ARGV[5]
+    -- Read before writing: an empty hash is a job deleted while queued (and
+    -- the read replaces an EXISTS). The fields written below are returned as
+    -- written, so the worker's copy matches the hash.
+    local fields = redis.call('HGETALL', jk)
+    if #fields > 0 then
+      local execution = ARGV[5] .. 'x' .. (#out + 1)
       local member = id .. ':' .. execution
       redis.call('ZADD', KEYS[2 * n + i], ARGV[2], member)
       redis.call('ZADD', KEYS[n + i], 'inf', member)
-      redis.call('HSET', jk, 'status', 'started', 'started_at', ARGV[4], 'last_heartbeat', ARGV[4],
-                 'worker_name', ARGV[3], 'vito_execution', execution, 'vito_failure', '')
+      local started = {'status', 'started', 'started_at', ARGV[4], 'last_heartbeat', ARGV[4],
+                       'worker_name', ARGV[3], 'vito_execution', execution, 'vito_failure', ''}
+      redis.call('HSET', jk, unpack(started))
       redis.call('PERSIST', jk)
-      redis.call('HSET', ARGV[9], 'state', 'busy', 'current_job', id)
-      return {i, id, execution, redis.call('HGETALL', jk)}
+      for j = 1, #started do fields[#fields + 1] = started[j] end
+      out[#out + 1] = {i, id, execution, fields}
+      if #out >= want then break end
     end
-    -- a job deleted while queued: skip it, as RQ does
-    id = redis.call('LPOP', KEYS[i])
+    -- a job deleted while queued is skipped, as RQ does
+    id = pop(i)
   end
+  if #out >= want then break end
 end
-return nil
+if #out == 0 then return nil end
+redis.call('HSET', ARGV[9], 'state', 'busy', 'current_job', out[#out][2])
+return out
 """
 
 # Move due jobs from a ScheduledJobRegistry to their queue atomically, so two
@@ -106,28 +120,44 @@ return 0
 """
 
 # Job metrics for one finished attempt (see queueing/metrics.py): one short
-# command on the worker's settle pipeline instead of a dozen HINCRBYs.
+# command on the worker's settle pipeline. It reads every counter it touches
+# with one HMGET and writes them back with one HSET (atomic: it is a script)
+# rather than a HINCRBY per counter — three commands instead of fourteen, on
+# the path every job takes. The minute's hash gets its EXPIRE when created.
 # KEYS: the minute hash. ARGV: ttl, failed (0/1), runtime ms, wait ms ('' if
 # unknown), runtime bucket, wait bucket, number of scopes with histograms,
 # then the scopes ("q|default", "j|app.jobs.x", "t|42").
 _METRICS = """
-local key, failed, rt, wt = KEYS[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local key, failed, rt, wt = KEYS[1], ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
 local with_hist = tonumber(ARGV[7])
+local fields, adds = {}, {}
+local function add(field, by)
+  fields[#fields + 1] = field
+  adds[#adds + 1] = by
+end
 for i = 8, #ARGV do
   local scope = ARGV[i]
-  redis.call('HINCRBY', key, scope .. '|n', 1)
-  if failed then redis.call('HINCRBY', key, scope .. '|f', 1) end
-  redis.call('HINCRBYFLOAT', key, scope .. '|rt', rt)
-  if wt ~= '' then
-    redis.call('HINCRBYFLOAT', key, scope .. '|wt', wt)
-    redis.call('HINCRBY', key, scope .. '|wn', 1)
+  add(scope .. '|n', 1)
+  if failed then add(scope .. '|f', 1) end
+  add(scope .. '|rt', rt)
+  if wt then
+    add(scope .. '|wt', wt)
+    add(scope .. '|wn', 1)
   end
   if i - 7 <= with_hist then
-    redis.call('HINCRBY', key, scope .. '|rth:' .. ARGV[5], 1)
-    if wt ~= '' then redis.call('HINCRBY', key, scope .. '|wth:' .. ARGV[6], 1) end
+    add(scope .. '|rth:' .. ARGV[5], 1)
+    if wt then add(scope .. '|wth:' .. ARGV[6], 1) end
   end
 end
-redis.call('EXPIRE', key, tonumber(ARGV[1]))
+local old = redis.call('HMGET', key, unpack(fields))
+local new = {}
+for j = 1, #fields do
+  new[#new + 1] = fields[j]
+  new[#new + 1] = string.format('%.3f', (tonumber(old[j]) or 0) + adds[j]):gsub('%.?0+$', '')
+end
+local created = not old[1]
+redis.call('HSET', key, unpack(new))
+if created then redis.call('EXPIRE', key, tonumber(ARGV[1])) end
 return 1
 """
 

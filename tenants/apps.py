@@ -32,7 +32,7 @@ class TenantsConfig(AppConfig):
         # Tracking hits go with the nightly purge (the privacy purge); a plan may
         # keep any tenant data kind longer or shorter (Plan.retention_days).
         from queueing.retention import Kind, register_kind, register_tenancy
-        from tenants.models import Interaction
+        from tenants.models import Interaction, Tenant
         from tenants.retention import TENANCY
 
         register_kind(
@@ -46,3 +46,14 @@ class TenantsConfig(AppConfig):
             )
         )
         register_tenancy(TENANCY)
+
+        # Outbound webhooks: the event types tenants' endpoints can subscribe to,
+        # and whom to tell when an endpoint is disabled.
+        from tenants.event_types import EVENT_TYPES
+        from webhooks.outbound.catalog import register_event_type, register_tenant_contact
+
+        for outbound_type in EVENT_TYPES:
+            register_event_type(outbound_type)
+        register_tenant_contact(
+            lambda tenant_id: Tenant.objects.filter(pk=tenant_id).values_list("owner_email", flat=True).first() or ""
+        )

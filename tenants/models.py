@@ -146,10 +146,26 @@ class Interaction(models.Model):
         indexes = [
             # SyncTenantAnalytics: one tenant's interactions in one day.
             models.Index(fields=["tenant", "occurred_at"], name="interaction_tenant_time_idx"),
+            # link.scanned: one tenant's redirects after its cursor, in id order
+            # (tenants/tracking/scans.py), without walking other tenants' hits.
+            models.Index(fields=["tenant", "id"], condition=Q(kind="redirect"), name="interaction_redirect_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.tenant_id} {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class LinkScanCursor(models.Model):
+    """How far a tenant's ``link.scanned`` webhooks have got: the last
+    ``Interaction`` id published. Moved in the transaction that publishes the
+    scans up to it (tenants/tracking/scans.py), so none is published twice."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"link scans of {self.tenant_id} up to {self.last_id}"
 
 
 class TenantDailyStats(models.Model):

@@ -22,3 +22,7 @@ class WebhookEventAdmin(admin.ModelAdmin[WebhookEvent]):
     def process_again(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         count = webhook_reprocess(ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Queued {count} event(s) for processing.", messages.SUCCESS)
+
+
+# Outbound webhooks' pages (endpoints, deliveries) live with their package.
+import webhooks.outbound.admin  # noqa: E402, F401

@@ -8,7 +8,7 @@ class WebhooksConfig(AppConfig):
         from outbox.routes import route
         from queueing.status import register
         from webhooks.intake import PROCESS_EVENT
-        from webhooks.providers import register_handler
+        from webhooks.providers import PROVIDERS, register_handler
         from webhooks.smoke import PROVIDER, SMOKE_TYPE, smoke_handle
         from webhooks.status import webhook_status
 
@@ -22,7 +22,23 @@ class WebhooksConfig(AppConfig):
             queue="webhooks",
             formerly=["orders.webhook_services.handle_webhook_event"],
         )
+        # Per-account providers' events go as their own process event, so each
+        # gets its timeout and tries (seed 002: calendar 90 s, calls 120 s, 3 tries).
+        for name, timeout in (("calcom", 90), ("retell", 120)):
+            route(
+                PROVIDERS[name].process_event,
+                "webhooks.processing.handle_webhook_event",
+                queue="webhooks",
+                timeout=timeout,
+                tries=3,
+            )
         register("webhooks", webhook_status)
+        # Outbound: the disabled-endpoint notice; its status beside the inbound one.
+        from webhooks.outbound.services import DISABLED_EVENT
+        from webhooks.outbound.status import outbound_status
+
+        route(DISABLED_EVENT, "webhooks.outbound.notices.endpoint_disabled_notice", queue="notifications")
+        register("webhook_deliveries", outbound_status)
         register_handler(PROVIDER, SMOKE_TYPE, smoke_handle)
 
         # Handled events go with the nightly purge; one still waiting or failing stays.

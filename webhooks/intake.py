@@ -30,8 +30,19 @@ class Received(NamedTuple):
     created: bool
 
 
-def webhook_receive(*, provider: str, event_id: str, event_type: str, payload: dict[str, Any]) -> Received:
+def webhook_receive(
+    *,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    account: str = "",
+    process_event: str = PROCESS_EVENT,
+) -> Received:
     """Store the event once; if we act on its type, publish the work in the same transaction.
+
+    ``account`` is the per-account endpoint's account (a tenant's id), "" for
+    the platform's own; ``process_event`` the outbox event its work goes as.
 
     A duplicate (the provider retrying) comes back with ``created=False`` and
     changes nothing.
@@ -43,7 +54,7 @@ def webhook_receive(*, provider: str, event_id: str, event_type: str, payload: d
     is idempotent: if the first attempt did commit before the connection
     dropped, the second finds the event stored and answers "duplicate".
     """
-    params = (provider, event_id, event_type, payload)
+    params = (provider, account, event_id, event_type, payload, process_event)
     if connection.in_atomic_block:  # a caller's transaction: no reconnecting under it
         return _store(*params)
     connection.health_check_done = True  # type: ignore[attr-defined]  # django-stubs lacks it (Django ≥ 4.1)
@@ -55,22 +66,25 @@ def webhook_receive(*, provider: str, event_id: str, event_type: str, payload: d
         return _store(*params)
 
 
-def _store(provider: str, event_id: str, event_type: str, payload: dict[str, Any]) -> Received:
+def _store(
+    provider: str, account: str, event_id: str, event_type: str, payload: dict[str, Any], process_event: str
+) -> Received:
     known = handler_for(provider, event_type) is not None
     status = WebhookEvent.Status.RECEIVED if known else WebhookEvent.Status.IGNORED
     insert = (
         "INSERT INTO orders_webhookevent"  # WebhookEvent's table (it kept its name when the model moved here)
-        " (provider, event_id, type, payload, received_at, status, attempts, last_error)"
-        " VALUES (%s, %s, %s, %s::jsonb, now(), %s, 0, '') ON CONFLICT (provider, event_id) DO NOTHING"
+        " (provider, account, event_id, type, payload, received_at, status, attempts, last_error)"
+        " VALUES (%s, %s, %s, %s, %s::jsonb, now(), %s, 0, '')"
+        " ON CONFLICT (provider, account, event_id) DO NOTHING"
         " RETURNING id, status"
     )
-    params = [provider, event_id, event_type, json.dumps(payload), status]
+    params = [provider, account, event_id, event_type, json.dumps(payload), status]
     # One statement, one round trip: event row + (known types) outbox message + NOTIFY.
     if known:
         rows = outbox_insert_and_publish(
             insert_sql=insert,
             params=params,
-            event_type=PROCESS_EVENT,
+            event_type=process_event,
             aggregate_type=AGGREGATE,
             payload_key="webhook_event_id",
         )
@@ -80,7 +94,9 @@ def _store(provider: str, event_id: str, event_type: str, payload: dict[str, Any
             rows = cursor.fetchall()
     if not rows:  # the provider retrying: already stored
         pk, stored_status = (
-            WebhookEvent.objects.filter(provider=provider, event_id=event_id).values_list("pk", "status").get()
+            WebhookEvent.objects.filter(provider=provider, account=account, event_id=event_id)
+            .values_list("pk", "status")
+            .get()
         )
         return Received(pk=pk, status=stored_status, created=False)
     return Received(pk=rows[0][0], status=rows[0][1], created=True)

@@ -13,6 +13,9 @@ class WebhookEvent(models.Model):
         FAILED = "failed", "Failed"
 
     provider = models.CharField(max_length=32)
+    # The account a per-account endpoint took the event for (a tenant's id for
+    # the calendar and voice endpoints); "" for the platform's own endpoints.
+    account = models.CharField(max_length=64, blank=True, default="")
     event_id = models.CharField(max_length=255)
     type = models.CharField(max_length=100)
     payload = models.JSONField()
@@ -27,10 +30,26 @@ class WebhookEvent(models.Model):
         # here without a copy: state-only migrations on both sides.
         db_table = "orders_webhookevent"
         constraints = [
-            # A provider's retry of the same event is recognised, not processed twice.
-            models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_provider_event_unique")
+            # A provider's retry of the same event is recognised, not processed
+            # twice; two accounts' events may share an id (ids are the provider's).
+            models.UniqueConstraint(
+                fields=["provider", "account", "event_id"], name="webhook_provider_account_event_unique"
+            )
         ]
         indexes = [models.Index(fields=["status", "received_at"], name="webhook_status_idx")]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.type} {self.event_id}"
+
+
+# Outbound webhooks' models live in their package; imported here so Django
+# registers them with this app.
+from webhooks.outbound.models import (  # noqa: E402
+    Delivery,
+    DeliveryAttempt,
+    EndpointSecret,
+    OutboundMessage,
+    WebhookEndpoint,
+)
+
+__all__ = ["Delivery", "DeliveryAttempt", "EndpointSecret", "OutboundMessage", "WebhookEndpoint", "WebhookEvent"]

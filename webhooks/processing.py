@@ -10,12 +10,13 @@ import outbox
 from outbox.routes import Event
 from webhooks.intake import AGGREGATE, PROCESS_EVENT
 from webhooks.models import WebhookEvent
-from webhooks.providers import handler_for
+from webhooks.providers import PROVIDERS, handler_for
 from webhooks.transport import InvalidWebhook
 
 
 def handle_webhook_event(event: Event) -> None:
-    """Outbox handler (``payment.webhook_received`` → queue ``high``, 5 tries with backoff)."""
+    """Outbox handler of every provider's process event (webhooks/apps.py routes
+    each to the logical queue ``webhooks``, with the provider's timeout and tries)."""
     webhook_process(webhook_event_id=int(event.payload["webhook_event_id"]))
 
 
@@ -53,6 +54,7 @@ def webhook_reprocess(*, ids: list[int]) -> int:
             if handler_for(event.provider, event.type) is None:
                 continue
             WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED, last_error="")
-            outbox.publish(PROCESS_EVENT, {"webhook_event_id": event.pk}, aggregate=(AGGREGATE, event.pk))
+            process_event = PROVIDERS[event.provider].process_event if event.provider in PROVIDERS else PROCESS_EVENT
+            outbox.publish(process_event, {"webhook_event_id": event.pk}, aggregate=(AGGREGATE, event.pk))
             count += 1
     return count

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webhooks.intake import webhook_receive
-from webhooks.providers import PROVIDERS, Provider
+from webhooks.providers import PROVIDERS, Account, Provider
 from webhooks.transport import MAX_BODY, InvalidWebhook, check_identity, read_body
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,14 @@ class WebhookView(APIView):
     provider = ""
 
     def post(self, request: Request) -> Response:
-        provider: Provider = PROVIDERS[self.provider]
+        return self.receive(request, PROVIDERS[self.provider], None)
+
+    def receive(self, request: Request, provider: Provider, account: Account | None) -> Response:
         raw = read_body(request._request)
         if raw is None:
             return _error(413, f"body over {MAX_BODY} bytes")
         try:
-            verified = provider.verify(request.headers, raw)
+            verified = provider.verify(request.headers, raw, account)
             handler = provider.handlers.get(verified.event_type)
             if handler is not None and handler.validate is not None:
                 handler.validate(verified)  # an envelope its handler cannot use: a 400, not a failed event
@@ -74,6 +76,8 @@ class WebhookView(APIView):
                 event_id=verified.event_id,
                 event_type=verified.event_type,
                 payload=verified.body,
+                account=account.key if account is not None else "",
+                process_event=provider.process_event,
             )
         except (OperationalError, InterfaceError) as exc:
             log.error("webhook %s %s not stored, database unreachable: %s", provider.name, verified.event_id, exc)
@@ -101,3 +105,31 @@ class StripeWebhookView(WebhookView):
     """``POST /api/webhooks/stripe/`` — ``Stripe-Signature`` against STRIPE_WEBHOOK_SECRET."""
 
     provider = "stripe"
+
+
+class AccountWebhookView(WebhookView):
+    """A per-account provider's endpoint: the URL names the account (a tenant's
+    slug) whose secrets verify it. An account that does not exist or has no
+    secret for this provider is a 404 and stores nothing."""
+
+    def post(self, request: Request, account: str = "") -> Response:
+        provider = PROVIDERS[self.provider]
+        found = provider.accounts(account) if provider.accounts is not None else None
+        if found is None or not found.secrets:
+            read_body(request._request)  # read (and drop) it, so the sender sees the 404, not a reset
+            return _error(404, f"no {provider.name} webhook is configured at this URL")
+        return self.receive(request, provider, found)
+
+
+class CalendarWebhookView(AccountWebhookView):
+    """``POST /api/webhooks/calendar/<tenant-slug>/`` — Cal.com, ``X-Cal-Signature-256``
+    against the tenant's calendar webhook secret."""
+
+    provider = "calcom"
+
+
+class VoiceWebhookView(AccountWebhookView):
+    """``POST /api/webhooks/voice/<tenant-slug>/`` — Retell, ``x-retell-signature``
+    against the tenant's voice-agent API key."""
+
+    provider = "retell"

@@ -1,5 +1,5 @@
 """Writes on the outbox, by stage: publishing, dispatching (the relay),
-delivery, maintenance (coroner, replay, prune); reads are in
+delivery (one message, or a batch of them), maintenance (coroner, replay, prune); reads are in
 ``outbox.selectors``. The names stay importable from ``outbox.services``.
 docs/outbox.md."""
 
@@ -11,6 +11,7 @@ from outbox.selectors import (
     outbox_prune_left,
     outbox_replay_queryset,
 )
+from outbox.services.batches import BatchReport, Policy, outbox_deliver_batch, outbox_hand_on
 from outbox.services.delivery import outbox_deliver, outbox_mark_dead
 from outbox.services.dispatching import (
     outbox_redispatch,
@@ -30,14 +31,18 @@ from outbox.services.publishing import (
 
 __all__ = [
     "NOTIFY_CHANNEL",
+    "BatchReport",
     "OutsideTransaction",
+    "Policy",
     "StuckReport",
     "delivery_job_ids",
     "notify",
     "outbox_coroner_run",
     "outbox_counts",
     "outbox_deliver",
+    "outbox_deliver_batch",
     "outbox_find_stuck",
+    "outbox_hand_on",
     "outbox_insert_and_publish",
     "outbox_mark_dead",
     "outbox_prune",

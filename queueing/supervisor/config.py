@@ -32,6 +32,7 @@ class SupervisorConfig:
     memory: float | None = None
     sleep: float = 3.0
     nice: int = 0
+    concurrency: int = 1  # jobs in flight per process (threads): for queues whose jobs wait on the network
     # balance off, several queues: a job from a queue after the first is taken
     # only when its timeout is at most this (so the first queue never waits
     # behind an export); None takes anything, as Laravel's --queue=high,default.
@@ -47,6 +48,7 @@ class SupervisorConfig:
             "--max-time": self.max_time,
             "--memory": self.memory,
             "--borrow-max-timeout": self.borrow_max_timeout,
+            "--concurrency": self.concurrency if self.concurrency > 1 else None,
         }
         for flag, value in optional.items():
             if value is not None:
@@ -189,6 +191,7 @@ def parse_supervisor(index: int, raw: object, known_queues: Collection[str]) -> 
         memory=entry.number("memory", None, minimum=1),
         sleep=float(entry.number("sleep", 3.0, minimum=1) or 3.0),
         nice=entry.whole("nice", 0, minimum=0),
+        concurrency=entry.whole("concurrency", 1, minimum=1),
         borrow_max_timeout=_optional_int(entry.number("borrow_max_timeout", None, minimum=1, whole=True)),
     )
     _check_counts(entry, config)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 import threading
 import time
@@ -33,7 +32,6 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, close_old_connections
 from rq import Queue
 from rq.callbacks import execute_failure_callback, execute_stopped_callback, execute_success_callback
-from rq.command import parse_payload
 from rq.job import Job, JobStatus, Retry
 from rq.rate_limit import release_slot
 from rq.repeat import Repeat
@@ -46,17 +44,19 @@ from queueing.definitions import Backoff, JobDefinition, PermanentError, definit
 from queueing.failures import Failure, apply_worker_defaults, settle
 from queueing.middleware import JobContext, Release, run_with_middleware
 from queueing.task_backend import runner
+from queueing.worker import penalty
+from queueing.worker.commands import StopCommands
 
 log = logging.getLogger("queueing.worker")
 
 DEFAULT_TIMEOUT = 180
-# RQ's stop-job and kill-horse commands arrive on the pub/sub thread; the job
-# runs in the main thread, so they interrupt it with this signal.
-STOP_SIGNAL = signal.SIGUSR1
 
 
 class JobStopped(Exception):
     """Raised inside a job by RQ's stop-job command (django-rq's Stop button) or kill-horse."""
+
+
+JOB_STOPPED = penalty.with_message(JobStopped, "job stopped by request (RQ stop-job or kill-horse command)")
 
 
 class UnsupportedRQFeature(Exception):
@@ -107,21 +107,23 @@ class InHand:
     timeout: float | None  # the job's own field, restored before anything saves the job
     job_id: str = ""
     finalizing: bool = False  # from here a stop command no longer interrupts (the job has ended)
-    interrupt: bool = False  # a stop command asked to interrupt this job
+    interrupt: bool = False  # a stop command asked to interrupt this job (main thread: by signal)
+    stop_requested: bool = False  # RQ's stop-job: settled as STOPPED, never retried
     bookkeeping_error: BaseException | None = None
 
 
-class ExecutingWorker(SimpleWorker):
+class ExecutingWorker(StopCommands, SimpleWorker):
     """RQ's per-job methods over our claim, ledger and one-round-trip success."""
 
     default_tries: int
     default_backoff: Backoff
     default_job_timeout: int | None
     jobs_done: int
+    threaded: bool  # jobs run in job threads (--concurrency > 1), not in the main thread
     _beat: claims.Heartbeat
     _in_job: bool
     _database_suspect: bool
-    _in_hand: InHand | None = None
+    _counting: threading.Lock
 
     def run_claimed(self, job: WorkerJob, queue: Queue, member: str, wait_s: float | None) -> None:
         """Run one claimed job to its end: succeeded, retried, failed, or released."""
@@ -129,7 +131,7 @@ class ExecutingWorker(SimpleWorker):
         if definition is not None and job.func_name != definition.name:
             job.func_name = definition.name  # queued before the job moved (``@job(formerly=...)``)
         job.definition = definition
-        self._in_hand = hand = InHand(queue, member, time.monotonic(), wait_s, job.timeout, job.id)
+        self._hands[job.id] = hand = InHand(queue, member, time.monotonic(), wait_s, job.timeout, job.id)
         # RQ's perform_job reads the timeout off the job: the job's own declaration
         # wins, then the worker's --timeout, then the queue default (the job's field).
         effective = (definition.timeout if definition else None) or self.default_job_timeout or job.timeout
@@ -138,11 +140,13 @@ class ExecutingWorker(SimpleWorker):
         try:
             self.perform_job(job, queue, None)  # type: ignore[arg-type]  # no rq Execution: our claim is it
         finally:
-            self._in_job = False
-            self._in_hand = None
-            self._beat.release()
-            self._state = WorkerStatus.IDLE
-            self.jobs_done += 1
+            self._hands.pop(job.id, None)
+            self._in_job = bool(self._hands)
+            self._beat.release(member)
+            if not self._hands:
+                self._state = WorkerStatus.IDLE
+            with self._counting:
+                self.jobs_done += 1
             close_old_connections()
         if hand.bookkeeping_error is not None:
             # Redis failed while recording a success: the claim is still held, so the
@@ -160,8 +164,10 @@ class ExecutingWorker(SimpleWorker):
             unique.release(self.connection, lock_key=definition.unique_lock_key(job.args, job.kwargs), job_id=job.id)
 
     def _finalize_success(self, job: Job, queue: Queue, execution: Any, return_value: Any) -> None:
-        hand = self._require_hand()
+        hand = self._require_hand(job)
         hand.finalizing = True
+        if self.threaded:
+            penalty.leave_thread()  # nothing fires into the settling code
         if isinstance(return_value, Retry):
             # Raised here, so RQ's perform_job settles it as this job's failure, with the reason.
             raise UnsupportedRQFeature(
@@ -179,18 +185,23 @@ class ExecutingWorker(SimpleWorker):
             hand.bookkeeping_error = exc
 
     def _finalize_failure(self, job: Job, queue: Queue, execution: Any, exc_info: ExcInfo) -> None:
-        hand = self._require_hand()
+        hand = self._require_hand(job)
         hand.finalizing = True
+        if self.threaded:
+            penalty.leave_thread()  # nothing fires into the settling code
         exc = exc_info[1]
         assert exc is not None
         if isinstance(exc, Release):
             self._release(job, hand, exc)
             return
-        if self._stopped_job_id == job.id:
+        if hand.stop_requested or self._stopped_job_id == job.id:
             self._settle_stopped(job, hand, exc_info)
             return
-        # Checked before the next claim (loop._database_away); the job's own fate follows its policy.
-        self._database_suspect = isinstance(exc, OperationalError | InterfaceError)
+        # Checked before the next claim (loop._database_away, which clears it); the
+        # job's own fate follows its policy. Only ever set here: a sibling thread's
+        # ordinary failure must not clear it.
+        if isinstance(exc, OperationalError | InterfaceError):
+            self._database_suspect = True
         job.timeout = hand.timeout
         definition: JobDefinition[Any, Any] | None = getattr(job, "definition", None)
         apply_worker_defaults(job, self.default_tries, self.default_backoff)
@@ -205,42 +216,6 @@ class ExecutingWorker(SimpleWorker):
         if isinstance(exc, SystemExit | KeyboardInterrupt):
             raise exc
 
-    # ------------------------------------------------------------------ RQ's commands (pub/sub)
-
-    def handle_payload(self, message: dict[Any, Any]) -> None:
-        """RQ's command channel; kill-horse means the job in hand here (there is no horse)."""
-        if parse_payload(message).get("command") == "kill-horse":
-            log.info("worker %s: kill-horse command: interrupting the job in hand", self.name)
-            self.kill_horse()
-            return
-        super().handle_payload(message)  # type: ignore[no-untyped-call]
-
-    def get_current_job_id(self) -> str | None:
-        hand = self._in_hand
-        return hand.job_id if hand is not None else None
-
-    def kill_horse(self, sig: signal.Signals = STOP_SIGNAL) -> None:
-        """RQ's stop-job lands here (after setting ``_stopped_job_id``): interrupt the job in hand.
-
-        Called from the pub/sub thread. The signal goes to the main thread,
-        which raises :class:`JobStopped` in the job unless it has ended meanwhile.
-        """
-        hand = self._in_hand
-        if hand is None or hand.finalizing:
-            log.info("worker %s: no job running; stop command ignored", self.name)
-            return
-        hand.interrupt = True
-        ident = threading.main_thread().ident
-        assert ident is not None
-        signal.pthread_kill(ident, STOP_SIGNAL)
-
-    def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        hand = self._in_hand
-        if hand is None or hand.finalizing or not hand.interrupt:
-            return  # the job ended before the signal arrived: nothing to stop
-        hand.interrupt = False
-        raise JobStopped(f"job {hand.job_id} stopped by request (RQ stop-job or kill-horse command)")
-
     def _settle_stopped(self, job: Job, hand: InHand, exc_info: ExcInfo) -> None:
         """As RQ settles a stopped job: its stopped callback, then failed, never retried, status STOPPED."""
         self._stopped_job_id = None
@@ -254,10 +229,19 @@ class ExecutingWorker(SimpleWorker):
 
     # ------------------------------------------------------------------ our settling
 
-    def _require_hand(self) -> InHand:
-        if self._in_hand is None:
+    def _state_after(self, job: Job) -> dict[Any, Any]:
+        """The worker hash's state once ``job`` has ended: busy with a sibling still
+        in hand (RQ's ``current_job`` names one job; rqinfo and the admin read it)."""
+        sibling = next((job_id for job_id in list(self._hands) if job_id != job.id), None)
+        if sibling is None:
+            return {"state": WorkerStatus.IDLE, "current_job": ""}
+        return {"state": WorkerStatus.BUSY, "current_job": sibling}
+
+    def _require_hand(self, job: Job) -> InHand:
+        hand = self._hands.get(job.id)
+        if hand is None:
             raise RuntimeError("RQ's perform_job called outside run_claimed: jobs are claimed by the worker's loop")
-        return self._in_hand
+        return hand
 
     def _report(self, job: Job, permanent: bool, exc_info: ExcInfo) -> None:
         """``handle_exception``, as RQ calls it, seeing whether this attempt is the last.
@@ -291,7 +275,7 @@ class ExecutingWorker(SimpleWorker):
                 # Kept for job.latest_result() / return_value() and django-rq's job page;
                 # written for None too, as RQ does (code polls latest_result() for the outcome).
                 Result.create(job, Result.Type.SUCCESSFUL, result_ttl, return_value=result, pipeline=pipe)
-            pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
+            pipe.hset(self.key, mapping=self._state_after(job))
             pipe.hincrby(self.key, "successful_job_count", 1)
             pipe.hincrbyfloat(self.key, "total_working_time", elapsed)
             recent.record_attempt(pipe, job, hand.queue, definition, elapsed, wait_s=hand.wait_s, failed=False)
@@ -331,7 +315,7 @@ class ExecutingWorker(SimpleWorker):
         )
         try:  # bookkeeping only: it must never stand between a failure and its settling
             with self.connection.pipeline(transaction=False) as pipe:
-                pipe.hset(self.key, mapping={"state": WorkerStatus.IDLE, "current_job": ""})
+                pipe.hset(self.key, mapping=self._state_after(job))
                 pipe.hincrby(self.key, "failed_job_count", 1)
                 recent.record_attempt(
                     pipe, job, hand.queue, definition, time.monotonic() - hand.started, wait_s=hand.wait_s, failed=True

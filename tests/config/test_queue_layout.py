@@ -88,6 +88,10 @@ def test_qr_runs_ingestion_and_deliveries_on_their_own_queues() -> None:
     pools = parse_supervisors(layout.pools, layout.queues)
     assert [p.queues for p in pools if "ingestion" in p.queues] == [("ingestion",)]
     assert [p.queues for p in pools if "analytics" in p.queues] == [("analytics",)]
+    # Deliveries wait on receivers: eight in flight per process; ingestion keeps one.
+    by_queue = {p.queues[0]: p for p in pools}
+    assert by_queue["analytics"].concurrency == 8 and "--concurrency" in by_queue["analytics"].worker_flags()
+    assert by_queue["ingestion"].concurrency == 1 and "--concurrency" not in by_queue["ingestion"].worker_flags()
 
 
 @pytest.mark.parametrize(
@@ -99,6 +103,7 @@ def test_qr_runs_ingestion_and_deliveries_on_their_own_queues() -> None:
         ("[queues.high]\ntimeout = 120\n[queues.low]\ntimeout = 5\n[pools.p]\nqueues = ['high']\n", 3, "no pool"),
         ("[queues.high]\ntimeout = 120\n[pools.p]\nqueues = ['high']\nbalance = 'often'\n", 5, "balance must"),
         ("[queues.high]\ntimeout = 0\n[pools.p]\nqueues = ['high']\n", 2, "timeout must"),
+        ("[queues.high]\ntimeout = 1\n[pools.p]\nqueues = ['high']\nconcurrency = 0\n", 5, "concurrency must"),
         ("[queues.high]\n[pools.p]\nqueues = ['high']\n", 1, "needs timeout"),
         ("[queues.a]\ntimeout = 1\n[pools.p]\nqueues = ['a', 'b']\n", 4, "unknown queue(s) b"),
         (

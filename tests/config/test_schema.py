@@ -26,6 +26,21 @@ TENANT_OPERATIONS = {
     ("get", "/api/privacy/erase/{erasure_id}/"),
     ("get", "/api/campaigns/{campaign_id}/"),
     ("post", "/api/campaigns/{campaign_id}/send/"),
+    ("get", "/api/appointments/"),
+    ("post", "/api/appointments/"),
+    ("get", "/api/appointments/{id}/"),
+    ("post", "/api/appointments/{id}/cancel/"),
+    ("post", "/api/appointments/{id}/reschedule/"),
+    *((m, f"/api/{noun}/") for noun in ("customers", "services", "staff") for m in ("get", "post")),
+    *((m, f"/api/{noun}/{{id}}/") for noun in ("customers", "services", "staff") for m in ("get", "put", "patch")),
+    ("get", "/api/webhook-endpoints/"),
+    ("post", "/api/webhook-endpoints/"),
+    *((m, "/api/webhook-endpoints/{id}/") for m in ("get", "put", "patch", "delete")),
+    ("post", "/api/webhook-endpoints/{id}/rotate-secret/"),
+    ("get", "/api/webhook-endpoints/{id}/deliveries/"),
+    ("post", "/api/webhook-endpoints/{id}/resend/"),
+    ("post", "/api/webhook-endpoints/{id}/recover/"),
+    ("get", "/api/webhook-event-types/"),
 }
 
 

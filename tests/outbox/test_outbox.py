@@ -28,6 +28,7 @@ from outbox.services import (
 from queueing.dispatch import get_queue
 from queueing.models import FailedJob
 from tests.factories import ProductFactory
+from tests.outbox.helpers import carried
 from tests.queueing.conftest import run_worker, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,13 +161,13 @@ def test_a_relay_killed_between_enqueue_and_marking_loses_nothing_and_doubles_no
         env=worker_env(), cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert crashed.returncode == -signal.SIGKILL
-    assert get_queue("default").count == 20  # enqueued...
+    assert sorted(carried()) == [m.pk for m in messages]  # enqueued (in one batch)...
     assert OutboxMessage.objects.filter(status=Status.PENDING).count() == 20  # ...but never marked
     run_worker("default", "--burst")  # the first copies run: effects happen, rows still pending
     assert _stock(product) == 20
     assert OutboxMessage.objects.filter(status=Status.PENDING).count() == 20
     assert _manage("outbox_process").returncode == 0  # the next pass sends them all again
-    assert get_queue("default").count == 20
+    assert sorted(carried()) == [m.pk for m in messages]
     run_worker("default", "--burst")  # second deliveries: the inbox skips every one
     assert _stock(product) == 20  # each effect once
     assert InboxEntry.objects.count() == 20
@@ -187,28 +188,31 @@ def test_the_relay_sends_again_what_redis_lost_within_seconds(redis_conn: Redis)
     relay = _manage("outbox_process", "--loop", "--max-time", "3")
     assert relay.returncode == 0, relay.stderr
     assert "Redis lost its data; 5 message(s) sent again" in relay.stderr
-    assert get_queue("default").count == 5
+    assert sorted(carried()) == [m.pk for m in messages]
     run_worker("default", "--burst")
     assert _stock(product) == 5
     assert {m.status for m in OutboxMessage.objects.filter(pk__in=[m.pk for m in messages])} == {Status.PROCESSED}
 
 
-def test_two_relays_in_parallel_dispatch_each_message_once(redis_conn: Redis) -> None:
+@pytest.mark.parametrize("per_job", [1, 50])
+def test_two_relays_in_parallel_dispatch_each_message_once(redis_conn: Redis, per_job: int) -> None:
     product = ProductFactory.create(stock_quantity=0)
     with transaction.atomic():
         for _ in range(3000):
             outbox.publish("test.stock_added", {"product_id": product.pk, "n": 1}, aggregate=("product", product.pk))
     procs = [
-        subprocess.Popen([sys.executable, "manage.py", "outbox_process", "--batch-size", "100"], env=worker_env(),
-                         cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "manage.py", "outbox_process", "--batch-size", "100", "--per-job",
+                          str(per_job)], env=worker_env(), cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]  # fmt: skip
     outputs = [proc.communicate(timeout=120)[0] for proc in procs]
     moved = [int(out.split()[1]) for out in outputs]
     assert sum(moved) == 3000 and all(m > 0 for m in moved), moved  # both worked, neither twice
     ids = get_queue("default").job_ids
-    assert len(ids) == len(set(ids)) == 3000
-    assert len({job_id.split("-")[1] for job_id in ids}) == 3000  # one job per message
+    assert len(ids) == len(set(ids)) == 3000 // per_job  # 100 per claim: every job full
+    assert len(carried()) == len(set(carried())) == 3000  # each message in exactly one job
+    if per_job == 1:
+        assert len({job_id.split("-")[1] for job_id in ids}) == 3000  # its own job, today's ids
 
 
 def test_coroner_repairs_a_redis_flush_with_every_effect_once(redis_conn: Redis) -> None:

@@ -134,3 +134,50 @@ def long_running(tag: str, seconds: float) -> None:
     """A job declared to run up to 30 minutes, like an export."""
     _r().rpush("t:long", tag)
     time.sleep(seconds)
+
+
+def _tick_for(seconds: float) -> None:
+    """Wait in short sleeps: Python code runs between them, so a job thread can be
+    interrupted (an asynchronous exception waits for the thread's next bytecode)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@job(tries=1)
+def ticker(tag: str, seconds: float) -> None:
+    _r().rpush("t:started", tag)
+    _tick_for(seconds)
+    _r().rpush("t:effects", tag)
+
+
+@job(timeout=1, tries=1, on_failure=_hook)
+def overruns(tag: str) -> None:
+    _r().rpush("t:started", tag)
+    try:
+        _tick_for(30)
+    except Exception:  # a job that swallows everything is still stopped
+        _tick_for(30)
+    _r().rpush("t:effects", tag)
+
+
+@job(tries=1)
+def in_flight(tag: str, seconds: float) -> None:
+    """Records its span and its PostgreSQL backend: concurrency and per-thread connections."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    _r().rpush("t:spans", f"{tag}:{time.time()}:{time.time() + seconds}:{backend}")
+    _tick_for(seconds)
+    _r().rpush("t:effects", tag)
+
+
+@job(tries=1)
+def exits(tag: str) -> None:
+    """A job that calls sys.exit(): settled as a failure; the worker goes on."""
+    import sys
+
+    _r().rpush("t:started", tag)
+    sys.exit(3)

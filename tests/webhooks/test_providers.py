@@ -73,7 +73,7 @@ def test_a_stored_event_whose_handler_went_away_fails_with_the_reason(widget_han
 
 
 def test_registering_for_an_unknown_provider_or_twice_is_an_error(widget_handler: list[str]) -> None:
-    with pytest.raises(ValueError, match="unknown webhook provider 'paypal'; known: standard, stripe"):
+    with pytest.raises(ValueError, match="unknown webhook provider 'paypal'; known: calcom, retell, standard, stripe"):
         register_handler("paypal", "PAYMENT.CAPTURE.COMPLETED", lambda event: "")
     with pytest.raises(ValueError, match="already has a handler"):
         register_handler("standard", TYPE, lambda event: "")

@@ -5,12 +5,36 @@ line in PROVIDERS; its handlers are registered by the app that owns the work.
 
 from __future__ import annotations
 
-from webhooks.providers import standard, stripe
-from webhooks.providers.base import Handle, Handler, Provider, Validate, Verified
+from webhooks.providers import calcom, retell, standard, stripe
+from webhooks.providers.base import Account, AccountLookup, Handle, Handler, Provider, Validate, Verified
 
-__all__ = ["PROVIDERS", "Handle", "Handler", "Provider", "Validate", "Verified", "handler_for", "register_handler"]
+__all__ = [
+    "PROVIDERS",
+    "Account",
+    "AccountLookup",
+    "Handle",
+    "Handler",
+    "Provider",
+    "Validate",
+    "Verified",
+    "handler_for",
+    "register_accounts",
+    "register_handler",
+]
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (standard.PROVIDER, stripe.PROVIDER)}
+PROVIDERS: dict[str, Provider] = {
+    p.name: p for p in (standard.PROVIDER, stripe.PROVIDER, calcom.PROVIDER, retell.PROVIDER)
+}
+
+
+def register_accounts(provider: str, lookup: AccountLookup) -> None:
+    """Where a per-account provider finds the account its URL names and that
+    account's secrets (call it from the owning app's ``AppConfig.ready()``)."""
+    found = PROVIDERS.get(provider)
+    if found is None or not found.per_account:
+        per_account = sorted(name for name, p in PROVIDERS.items() if p.per_account)
+        raise ValueError(f"{provider!r} is not a per-account webhook provider; those are: {', '.join(per_account)}")
+    found.accounts = lookup
 
 
 def register_handler(provider: str, event_type: str, handle: Handle, *, validate: Validate | None = None) -> None:

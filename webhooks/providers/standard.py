@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from django.conf import settings
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from webhooks.providers.base import Provider, Verified
+from webhooks.providers.base import Account, Provider, Verified
 from webhooks.transport import InvalidWebhook, strict_json
 
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
-def verify(headers: Mapping[str, str], raw: bytes) -> Verified:
+def verify(headers: Mapping[str, str], raw: bytes, account: Account | None = None) -> Verified:
     secrets = settings.PAYMENT_WEBHOOK_SECRET.split()
     if not secrets:
         raise InvalidWebhook("PAYMENT_WEBHOOK_SECRET is not configured; refusing unsigned events")

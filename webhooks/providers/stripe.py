@@ -9,10 +9,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import stripe
 from django.conf import settings
 
-from webhooks.providers.base import Provider, Verified
+from webhooks.providers.base import Account, Provider, Verified
 from webhooks.transport import TOLERANCE, InvalidWebhook, strict_json
 
 if TYPE_CHECKING:
@@ -24,12 +23,16 @@ ZERO_DECIMAL = frozenset(
 )
 
 
-def verify(headers: Mapping[str, str], raw: bytes) -> Verified:
+def verify(headers: Mapping[str, str], raw: bytes, account: Account | None = None) -> Verified:
     if not settings.STRIPE_WEBHOOK_SECRET:
         raise InvalidWebhook("STRIPE_WEBHOOK_SECRET is not configured; refusing unsigned events")
     signature = headers.get("Stripe-Signature", "")
     if not signature:
         raise InvalidWebhook("missing Stripe-Signature header")
+    # Imported here, not at the top: stripe-python adds ~28 MB to every process
+    # that loads the URLconf's providers, workers included (docs/benchmarks.md, worker RSS).
+    import stripe
+
     try:
         stripe.WebhookSignature.verify_header(
             raw.decode("utf-8"), signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=TOLERANCE

@@ -6,6 +6,8 @@ recycles itself: after ``--max-jobs`` jobs, ``--max-time`` seconds, or when its
 RSS passes ``--memory`` MB, it finishes the job in hand and exits 0 so its
 supervisor starts a fresh one. SIGTERM: finish the job in hand, exit 0; a
 second SIGTERM: stop now (the interrupted job is retried or failed, not lost).
+``--concurrency N`` runs up to N jobs at once in threads, with the same rules
+for each (docs/runtime.md, "Concurrency").
 """
 
 from __future__ import annotations
@@ -57,12 +59,25 @@ def _backoff(value: str) -> list[int] | Exponential:
 
 class Command(BaseCommand):
     help = __doc__
+    # The checks of what a worker runs (see handle). The URLconf, admin and
+    # template checks import every view, DRF, the OpenAPI generator and the
+    # admin's templates: ~25 MB a worker never uses (docs/benchmarks.md, RSS).
+    requires_system_checks: list[str] = []
+    WORKER_CHECKS = ("caches", "queueing", "project")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "queues", nargs="*", default=["default"], help="queues in priority order (default: default)"
         )
         parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+        parser.add_argument(
+            "--concurrency",
+            type=_positive_int,
+            default=1,
+            metavar="N",
+            help="jobs in flight in this process, each in a thread of its own (default 1). For queues whose "
+            "jobs wait on the network (e-mail, webhooks, AI providers); keep 1 for CPU-bound work",
+        )
         parser.add_argument("--name", help="worker name (default: random)")
         parser.add_argument("--max-jobs", type=_positive_int, help="exit 0 after this many jobs")
         parser.add_argument("--max-time", type=_positive_float, help="exit 0 after this many seconds")
@@ -92,6 +107,8 @@ class Command(BaseCommand):
         from queueing.dispatch import get_queue
         from queueing.worker import VitoWorker
 
+        self.check(tags=list(self.WORKER_CHECKS))
+
         names: list[str] = options["queues"]
         unknown = [n for n in names if n not in settings.RQ_QUEUES]
         if unknown:
@@ -113,6 +130,7 @@ class Command(BaseCommand):
             backoff=options["backoff"],
             timeout=options["timeout"],
             borrow_max_timeout=options["borrow_max_timeout"],
+            concurrency=options["concurrency"],
             all_queues=[get_queue(n) for n in settings.RQ_QUEUES],
         )
         level = {0: "WARNING", 1: "INFO"}.get(options["verbosity"], "DEBUG")

@@ -6,6 +6,8 @@ Each records what happened in Redis lists (``t:*``) so tests assert outcomes.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import django_rq
 
@@ -92,7 +94,26 @@ def exclusive(tag: str, seconds: float) -> None:
 define_rate_limit("test-per-second", lambda ctx: Limit.per_second(3, by=ctx.args[0]))
 
 
-@job(tries=1, middleware=[RateLimited("test-per-second")])
+@dataclass(frozen=True)
+class _Admitted:
+    """Wraps RateLimited and records when it let a job through, as the clock
+    read just before and just after its check: the window it counted the job
+    in is known whenever both readings fall in the same second (a stamp taken
+    later, in the job, can fall in the next one)."""
+
+    inner: RateLimited
+
+    def __call__(self, ctx: Any, call_next: Any) -> Any:
+        before = time.time()
+
+        def admitted() -> Any:
+            _r().rpush("t:admitted", f"{ctx.args[0]}:{before}:{time.time()}")
+            return call_next()
+
+        return self.inner(ctx, admitted)
+
+
+@job(tries=1, middleware=[_Admitted(RateLimited("test-per-second"))])
 def limited(tenant: str, n: int) -> None:
     _r().rpush("t:limited", f"{tenant}:{n}:{time.time()}")
 

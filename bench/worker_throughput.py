@@ -8,7 +8,9 @@ CPU ms per job (utime+stime from /proc), Redis commands per job (INFO
 commandstats delta, minus the harness's own polling).
 
 BENCH_JOBS (default 20000) sets the size; RQ's forking Worker gets a tenth of
-it (at ~50 jobs/s it would take minutes for no extra information).
+it (at ~50 jobs/s it would take minutes for no extra information). Dramatiq
+(one worker process per row, its default 8 threads) runs the same no-op as an
+actor on the same Redis, staged and timed the same way.
 """
 
 from __future__ import annotations
@@ -127,6 +129,64 @@ def _run(kind: str, processes: int, jobs: int, unique: bool = False, concurrency
             f"{staged.cpu_s * 1000 / jobs:.2f}", f"{staged.redis_calls / jobs:.1f}"]  # fmt: skip
 
 
+def _run_dramatiq(processes: int, jobs: int) -> list[str]:
+    """Dramatiq's no-op on ``processes`` worker processes of 8 threads each.
+
+    Its messages live in ``dramatiq:default`` (ids) and ``dramatiq:default.msgs``
+    (bodies, deleted on ack): both are staged under other keys while the workers
+    start, renamed back at once, and the run is over when the bodies are gone.
+    """
+    import django_rq
+    import psutil
+
+    conn = django_rq.get_connection("default")
+    conn.flushdb()
+    from bench.dramatiq_jobs import broker, noop
+
+    for i in range(jobs):
+        noop.send(i)
+    conn.rename("dramatiq:default.msgs", "bench:staging.msgs")
+    conn.rename("dramatiq:default", "bench:staging")
+    cmd = [sys.executable, "-m", "dramatiq", "bench.dramatiq_jobs", "--processes", str(processes), "--threads", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while conn.zcard("dramatiq:__heartbeats__") < processes:
+        if time.monotonic() > deadline:
+            raise RuntimeError("dramatiq workers did not start")
+        time.sleep(0.1)
+    time.sleep(1.5)
+    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+
+    def cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in tree)
+
+    cpu_before, calls_before = cpu(), _total_calls(conn)
+    started = time.perf_counter()
+    conn.rename("bench:staging.msgs", "dramatiq:default.msgs")
+    conn.rename("bench:staging", "dramatiq:default")
+    polls = 0
+    while True:
+        polls += 1
+        if not conn.hlen("dramatiq:default.msgs"):
+            break
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    calls = _total_calls(conn) - calls_before - polls - 3  # minus our polling, the RENAMEs and INFO
+    cpu_s = cpu() - cpu_before
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    broker.close()
+    rate = jobs / elapsed
+    return [f"Dramatiq {dramatiq_version()} (8 threads)", str(processes), f"{jobs:,}", f"{rate:,.0f}",
+            f"{rate / processes:,.0f}", f"{cpu_s * 1000 / jobs:.2f}", f"{calls / jobs:.1f}"]  # fmt: skip
+
+
+def dramatiq_version() -> str:
+    from importlib.metadata import version
+
+    return version("dramatiq")
+
+
 def run() -> None:
     jobs = int(os.environ.get("BENCH_JOBS", "20000"))
     rows = []
@@ -134,6 +194,7 @@ def run() -> None:
         rows.append(_run("simple", processes, jobs))
         rows.append(_run("vito", processes, jobs))
         rows.append(_run("vito", processes, jobs, concurrency=8))
+        rows.append(_run_dramatiq(processes, jobs))
         rows.append(_run("vito", processes, jobs, unique=True))
         rows.append(_run("fork", processes, max(200, jobs // 10)))
     baseline = {r[1]: float(r[4].replace(",", "")) for r in rows if r[0] == "RQ SimpleWorker"}

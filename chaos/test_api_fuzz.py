@@ -80,6 +80,7 @@ class Fixture:
     tenant_ids: list[int]  # the same two
     ids: dict[str, list[int]]  # path parameter -> ids of ours…, then another tenant's
     booking: dict[str, list[Any]]  # body field of a booking -> values that book (customer, service, staff, start)
+    doomed: list[int]  # webhook endpoints offered to DELETE only, so PUT and PATCH keep theirs
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,11 @@ def _tenant_with_data() -> Fixture:
     booking: dict[str, list[Any]] = {"customers": [ours[1]], "services": [ours[2]], "staff_ids": [ours[3]],
                "starts": [(soon + timedelta(hours=h)).isoformat() for h in range(3)]}  # fmt: skip
     token = Token.objects.create(user=user).key
+    doomed = [endpoint_create(tenant_id=tenant.pk, url=PUBLIC_URLS[0], event_types=[])[0].pk for _ in range(10)]
     return Fixture(
-        token=token, slugs=[tenant.slug, other.slug], tenant_ids=[tenant.pk, other.pk], ids=ids, booking=booking
-    )
+        token=token, slugs=[tenant.slug, other.slug], tenant_ids=[tenant.pk, other.pk], ids=ids, booking=booking,
+        doomed=doomed,
+    )  # fmt: skip
 
 
 def _booking_ids(tenant: Tenant) -> list[int]:
@@ -145,7 +148,7 @@ def _booking_ids(tenant: Tenant) -> list[int]:
         msg_id=f"msg_fuzz_{tenant.pk}", tenant_id=tenant.pk, event_type="order.paid", payload={"data": {}}
     )
     Delivery.objects.create(message=message, endpoint=hook, status=Delivery.Status.FAILED, attempts=8)
-    # More endpoints: the fuzz's DELETEs would otherwise leave PATCH and PUT only 404s.
+    # More endpoints for PUT and PATCH: random ids and the stateful phase may still DELETE a few.
     spares = [endpoint_create(tenant_id=tenant.pk, url=PUBLIC_URLS[n % 2], event_types=[])[0].pk for n in range(4)]
     return [appointment.pk, customer.pk, service.pk, staff.pk, hook.pk, *spares]
 
@@ -164,7 +167,8 @@ def _report(tenant: Tenant, status: str) -> MonthlyReport:
 def _config(fixture: Fixture, path: Path) -> Path:
     """schemathesis.toml: the token, and the fuzz dictionary bound to parameters."""
     dictionaries: dict[str, list[Any]] = {**fixture.ids, **fixture.booking, "dates": EDGE_DATES, "months": EDGE_MONTHS,
-                                          "tenants": fixture.slugs, "urls": PUBLIC_URLS,
+                                          "tenants": fixture.slugs, "urls": PUBLIC_URLS, "doomed": fixture.doomed,
+                                          "failed_hook": fixture.ids["id"][4:5],
                                           "msg_ids": [f"msg_fuzz_{pk}" for pk in fixture.tenant_ids]}  # fmt: skip
     bindings = {f"path.{name}": (name, 0.5) for name in fixture.ids} | {
         "query.from": ("dates", 0.3), "query.to": ("dates", 0.3),
@@ -179,6 +183,14 @@ def _config(fixture: Fixture, path: Path) -> Path:
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
     lines.append("[parameters]")
     lines += [f'"{key}" = {{ dictionary = "{name}", probability = {p} }}' for key, (name, p) in bindings.items()]
+    # DELETE gets endpoints of its own: sharing the others', it removed them all
+    # early in the full run and left PUT and PATCH nothing but 404s.
+    lines += ["", "[[operations]]", 'include-path = "/api/webhook-endpoints/{id}/"', 'include-method = "DELETE"',
+              'parameters = { "path.id" = { dictionary = "doomed", probability = 0.5 } }']  # fmt: skip
+    # A resend succeeds only for the endpoint that has the failed message (one id of ten).
+    lines += ["", "[[operations]]", 'include-path = "/api/webhook-endpoints/{id}/resend/"',
+              'parameters = { "path.id" = { dictionary = "failed_hook", probability = 0.5 },'
+              ' "body.msg_id" = { dictionary = "msg_ids", probability = 0.5 } }']  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return path
 

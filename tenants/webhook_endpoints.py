@@ -14,7 +14,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -127,6 +127,10 @@ def _save(serializer: WebhookEndpointSerializer, endpoint: WebhookEndpoint) -> W
     data = serializer.validated_data
     try:
         with transaction.atomic():
+            # Locked first: a DELETE that won the race is a 404 (saving would insert
+            # the row again), and one that comes after waits for this to commit.
+            if not WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).exists():
+                raise NotFound()
             services.endpoint_update(
                 endpoint, url=data.get("url"), event_types=data.get("event_types"), description=data.get("description")
             )
@@ -134,9 +138,9 @@ def _save(serializer: WebhookEndpointSerializer, endpoint: WebhookEndpoint) -> W
                 services.endpoint_enable(endpoint)
             elif data.get("enabled") is False and endpoint.enabled:
                 services.endpoint_disable(endpoint.pk, reason=data.get("disabled_reason") or "disabled by the tenant")
+            endpoint.refresh_from_db()
     except ForbiddenURL as exc:
         raise ValidationError({"url": [str(exc)]}) from None
-    endpoint.refresh_from_db()
     return endpoint
 
 

@@ -4,10 +4,12 @@ another tenant's endpoint is a 404."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -167,3 +169,32 @@ def test_resend_to_a_disabled_endpoint_is_409(api: Client, tenant: Tenant) -> No
 def test_the_event_catalog(api: Client) -> None:
     names = {t["name"] for t in api.get("/api/webhook-event-types/").json()}
     assert {"order.placed", "order.paid", "order.cancelled", "link.scanned"} <= names
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_racing_a_delete_is_404_and_does_not_bring_the_endpoint_back(tenant: Tenant) -> None:
+    """The chaos fuzz found this one: PATCH and DELETE of one endpoint at once
+    was a 500 (and saving would have inserted the deleted row again)."""
+    api = member(tenant)
+    created = _create(api, description="old")
+    deleted, release = threading.Event(), threading.Event()
+
+    def delete_and_hold() -> None:
+        try:
+            with transaction.atomic():
+                WebhookEndpoint.objects.filter(pk=created["id"]).delete()
+                deleted.set()
+                release.wait(10)  # uncommitted while the PATCH reads the row and waits for its lock
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=delete_and_hold)
+    other.start()
+    assert deleted.wait(10)
+    threading.Timer(0.5, release.set).start()
+    answer = api.patch(
+        f"/api/webhook-endpoints/{created['id']}/", {"description": "new"}, content_type="application/json"
+    )
+    other.join(10)
+    assert answer.status_code == 404
+    assert not WebhookEndpoint.objects.filter(pk=created["id"]).exists()

@@ -194,17 +194,33 @@ def test_the_relay_sends_again_what_redis_lost_within_seconds(redis_conn: Redis)
     assert {m.status for m in OutboxMessage.objects.filter(pk__in=[m.pk for m in messages])} == {Status.PROCESSED}
 
 
+def _waiting_on_locks(cursor) -> int:  # type: ignore[no-untyped-def]
+    cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction otherwise sees its first snapshot again
+    cursor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    return int(cursor.fetchone()[0])
+
+
 @pytest.mark.parametrize("per_job", [1, 50])
 def test_two_relays_in_parallel_dispatch_each_message_once(redis_conn: Redis, per_job: int) -> None:
     product = ProductFactory.create(stock_quantity=0)
     with transaction.atomic():
         for _ in range(3000):
             outbox.publish("test.stock_added", {"product_id": product.pk, "n": 1}, aggregate=("product", product.pk))
-    procs = [
-        subprocess.Popen([sys.executable, "manage.py", "outbox_process", "--batch-size", "100", "--per-job",
-                          str(per_job)], env=worker_env(), cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]  # fmt: skip
+    # Both relays start at once: the table is locked until both wait on it (one
+    # starting a second later could otherwise find the other had carried all).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {OutboxMessage._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        procs = [
+            subprocess.Popen([sys.executable, "manage.py", "outbox_process", "--batch-size", "100", "--per-job",
+                              str(per_job)], env=worker_env(), cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while _waiting_on_locks(cursor) < 2:
+            assert time.monotonic() < deadline, "the relays never reached the outbox table"
+            time.sleep(0.05)
     outputs = [proc.communicate(timeout=120)[0] for proc in procs]
     moved = [int(out.split()[1]) for out in outputs]
     assert sum(moved) == 3000 and all(m > 0 for m in moved), moved  # both worked, neither twice
